@@ -1,0 +1,90 @@
+"""Typed configuration. :class:`LatentConfig` is the single source of truth for every number of the latent
+method (K, the visual/audio split, loss weights, OSPE, attention flow): anchors, slot insertion, OSPE
+positions, losses and decoding all read it, so they cannot disagree.
+
+Invalid values fail at construction with a message that says which field and why, so that ``Kv + Ka != K``
+is an error at start-up rather than a shape mismatch an hour into a run.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+LatentModalities = Literal["av", "visual", "audio"]
+AttentionFlow = Literal["causal", "through_latents"]
+
+
+class LatentConfig(BaseModel):
+    """Hyper-parameters of LatentOmni (paper Sec. 3.1, 3.2, 3.4 and App. B).
+
+    Attributes:
+        latent_mode: off turns the model into plain SFT (no latent blocks are inserted or decoded).
+        num_latents: K, latent states per block (paper default 40).
+        num_visual: Kv, the first Kv states of a block are visual latents (32).
+        num_audio: Ka, the last Ka states are audio latents (8).
+        modalities: which anchor families exist; ``visual`` requires Ka=0 and ``audio`` Kv=0 (Table 4 ablations).
+        lambda_latent: λ1 of Eq. 7 (0.005 in App. B).
+        lambda_sync: λ2 of Eq. 7 (1.0 in App. B).
+        init_temperature: initial τ of the learnable InfoNCE temperature (Eq. 4).
+        sync_detach: stop L_sync's gradient at the latent states (only τ learns); for ablations.
+        ospe: Omni-Sync Position Embedding on latent slots; off gives sequential positions.
+        attention_flow: ``through_latents`` lets text after the first trigger reach media only via latents.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    latent_mode: bool = True
+    num_latents: int = Field(default=40, ge=0)
+    num_visual: int = Field(default=32, ge=0)
+    num_audio: int = Field(default=8, ge=0)
+    modalities: LatentModalities = "av"
+    lambda_latent: float = Field(default=0.005, ge=0)
+    lambda_sync: float = Field(default=1.0, ge=0)
+    init_temperature: float = Field(default=0.07, gt=0, le=10)
+    sync_detach: bool = False
+    ospe: bool = True
+    attention_flow: AttentionFlow = "causal"
+
+    @model_validator(mode="after")
+    def _check(self) -> LatentConfig:
+        k, kv, ka = self.num_latents, self.num_visual, self.num_audio
+        if not self.latent_mode:
+            return self
+        if k == 0:
+            raise ValueError("num_latents (K) must be > 0 when latent_mode is on; set latent_mode: false for SFT")
+        if kv + ka != k:
+            raise ValueError(
+                f"num_visual + num_audio must equal num_latents: Kv={kv} + Ka={ka} = {kv + ka} != K={k}"
+            )
+        if self.modalities == "visual" and ka != 0:
+            raise ValueError(f"modalities='visual' (no audio latents) needs num_audio=0, got {ka}")
+        if self.modalities == "audio" and kv != 0:
+            raise ValueError(f"modalities='audio' (no visual latents) needs num_visual=0, got {kv}")
+        if self.modalities == "av" and (kv == 0 or ka == 0):
+            raise ValueError(f"modalities='av' needs both num_visual and num_audio > 0, got Kv={kv}, Ka={ka}")
+        if self.lambda_sync > 0 and self.modalities != "av":
+            raise ValueError(
+                "lambda_sync > 0 needs both visual and audio latents (L_sync pairs them); "
+                f"set lambda_sync: 0 for modalities='{self.modalities}'"
+            )
+        return self
+
+    @classmethod
+    def ablation(cls, name: str, **base: object) -> LatentConfig:
+        """The paper's Table 4 switches by name, applied on top of ``base``."""
+        cfg = dict(base)
+        k = int(cfg.get("num_latents", 40))
+        presets: dict[str, dict[str, object]] = {
+            "full": {},
+            "no_audio_latents": {"modalities": "visual", "num_visual": k, "num_audio": 0, "lambda_sync": 0.0},
+            "no_visual_latents": {"modalities": "audio", "num_visual": 0, "num_audio": k, "lambda_sync": 0.0},
+            "no_ospe": {"ospe": False},
+            "no_latent_loss": {"lambda_latent": 0.0},
+            "no_sync_loss": {"lambda_sync": 0.0},
+        }
+        if name not in presets:
+            raise ValueError(f"unknown ablation {name!r}; choose from {sorted(presets)}")
+        cfg.update(presets[name])
+        return cls(**cfg)

@@ -1,0 +1,270 @@
+"""From a :class:`TrainingSample` to model inputs, and from encoded samples to a padded batch.
+
+One encoder serves training (teacher-forced sequences with latent slots and labels) and inference (the
+prompt alone), so the prompt, the media token layout and the latent block layout cannot drift apart.
+
+Layout of the assistant turn for the ``latent`` variant::
+
+    <|im_start|>assistant\\n  text  <Unified_Latent> <|latent|>*K </Unified_Latent>  text ... \\boxed{B} <|im_end|>
+    (no target)              (CE)   (CE: trigger)    (slots: L_latent) (no CE)        (CE)               (CE)
+
+Media tokens are laid out exactly as Qwen2.5-Omni's processor lays them out (audio interleaved with video
+in 2-second chunks when ``use_audio_in_video``), using the processor's own pieces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import LatentConfig
+from ..model.tokens import LatentTokenIds
+from .media import AUDIO_SAMPLE_RATE, MediaError, decode_audio, decode_video
+from .schema import AudioPart, LatentPart, TextPart, TrainingSample, VideoPart, resolve_media
+
+Variant = Literal["latent", "text_cot", "vanilla"]
+VARIANTS: tuple[Variant, ...] = ("latent", "text_cot", "vanilla")
+IGNORE_INDEX = -100
+
+
+class MediaSettings(BaseModel):
+    """How media become tokens. Saved with every training and evaluation run."""
+
+    model_config = ConfigDict(extra="forbid")
+    fps: float = Field(default=2.0, gt=0)
+    max_frames: int = Field(default=256, ge=2)
+    max_pixels: int = Field(default=448 * 448, ge=28 * 28)
+    use_audio_in_video: bool = True
+    zero_audio: bool = False  # controls: silence the audio at test time
+    zero_video: bool = False  # controls: black frames at test time
+
+
+@dataclass
+class EncodedSample:
+    sample_id: str
+    input_ids: list[int]
+    labels: list[int]  # IGNORE_INDEX where no CE target
+    slot_index: list[int]  # k in [0, K) at latent slots, -1 elsewhere
+    windows: list[tuple[float, float]]  # one per latent block, in order
+    pixel_values_videos: torch.Tensor | None = None
+    video_grid_thw: torch.Tensor | None = None  # (1, 3)
+    second_per_grid: float | None = None
+    input_features: torch.Tensor | None = None  # (n_mels, frames)
+    meta: dict = field(default_factory=dict)
+
+
+def apply_variant(sample: TrainingSample, variant: Variant) -> list[TextPart | LatentPart]:
+    """The assistant parts for a training variant (paper Sec. 4.1): ``latent`` keeps the latent blocks,
+    ``text_cot`` removes them and keeps the text reasoning, ``vanilla`` answers directly."""
+    parts = sample.assistant.content
+    if variant == "latent":
+        return [p for p in parts if isinstance(p, TextPart | LatentPart)]
+    if variant == "text_cot":
+        texts = [p.text.strip() for p in parts if isinstance(p, TextPart) and p.text.strip()]
+        return [TextPart(text=" ".join(texts))]
+    if variant == "vanilla":
+        return [TextPart(text=f"\\boxed{{{sample.answer}}}")]
+    raise ValueError(f"unknown variant {variant!r}; choose from {VARIANTS}")
+
+
+class SampleEncoder:
+    """Turns samples into :class:`EncodedSample` with the processor's pieces (video processor, Whisper
+    feature extractor, tokenizer) and the latent config."""
+
+    def __init__(self, processor, latent: LatentConfig, token_ids: LatentTokenIds, media: MediaSettings,
+                 system_prompt: str | None = None, position_id_per_seconds: int = 25, seconds_per_chunk: float = 2.0):
+        self.processor, self.latent, self.ids, self.media = processor, latent, token_ids, media
+        self.tokenizer = processor.tokenizer
+        self.system_prompt = system_prompt
+        # TMRoPE's time scale, from the thinker config: decides how video and audio tokens interleave.
+        self.position_id_per_seconds, self.seconds_per_chunk = position_id_per_seconds, seconds_per_chunk
+
+    # -- media ------------------------------------------------------------------------------------------
+    def _media(self, sample: TrainingSample, base_dir: Path) -> tuple[dict, dict]:
+        """Decode media; returns (tensors, token strings replacing <|VIDEO|> / <|AUDIO|>)."""
+        tensors: dict = {}
+        repl: dict = {}
+        tok = self.tokenizer
+        video, audio_part = sample.video, sample.audio
+        wave = None
+        if video is not None:
+            path = resolve_media(video.video, base_dir)
+            clip = decode_video(path, self.media.fps, self.media.max_frames, self.media.max_pixels,
+                                video.video_start, video.video_end)
+            frames = np.zeros_like(clip.frames) if self.media.zero_video else clip.frames
+            vp = self.processor.video_processor(videos=[frames], return_tensors="pt", do_sample_frames=False)
+            grid = vp["video_grid_thw"]
+            spg = self.processor.video_processor.temporal_patch_size / clip.fps
+            tensors.update(pixel_values_videos=vp["pixel_values_videos"], video_grid_thw=grid, second_per_grid=spg)
+            n_video = int(grid.prod()) // self.processor.video_processor.merge_size ** 2
+            repl["video"] = tok.video_token * n_video
+            tensors["duration"] = clip.duration
+            tensors["time_offset"] = video.video_start or 0.0
+            if self.media.use_audio_in_video and audio_part is None:
+                wave = decode_audio(path, video.video_start, video.video_end)
+                if len(wave) < AUDIO_SAMPLE_RATE * 0.05:
+                    raise MediaError(path, "audio track shorter than 50 ms")
+        if audio_part is not None:
+            path = resolve_media(audio_part.audio, base_dir)
+            wave = decode_audio(path)
+            tensors.setdefault("duration", len(wave) / AUDIO_SAMPLE_RATE)
+        if wave is not None:
+            if self.media.zero_audio:
+                wave = np.zeros_like(wave)
+            fe = self.processor.feature_extractor(
+                [wave], sampling_rate=AUDIO_SAMPLE_RATE, return_attention_mask=True, padding="longest",
+                return_tensors="pt")
+            feats = fe["input_features"][0][:, : int(fe["attention_mask"][0].sum())]
+            tensors["input_features"] = feats
+            n_audio = _audio_tokens(feats.shape[-1])
+            if video is not None and audio_part is None:
+                repl["video"] = self._interleave(tensors["video_grid_thw"][0], tensors["second_per_grid"], n_audio)
+            else:
+                repl["audio"] = tok.audio_token * n_audio
+        return tensors, repl
+
+    def _interleave(self, grid: torch.Tensor, second_per_grid: float, n_audio: int) -> str:
+        """Video and audio tokens in 2-second chunks, as Qwen2.5-Omni's processor does for audio-in-video."""
+        proc, tok = self.processor, self.tokenizer
+        merge = proc.video_processor.merge_size
+        t, h, w = (int(x) for x in grid)
+        per_t = (h // merge) * (w // merge)
+        pps = self.position_id_per_seconds
+        video_idx = np.repeat(np.arange(t), per_t) * second_per_grid * pps
+        tokens_per_chunk = int(pps * self.seconds_per_chunk)
+        vchunks = proc.get_chunked_index(video_idx, tokens_per_chunk)
+        achunks = proc.get_chunked_index(np.arange(n_audio), tokens_per_chunk)
+        out = [tok.audio_bos_token]
+        for j in range(max(len(vchunks), len(achunks))):
+            if j < len(vchunks):
+                out.append(tok.video_token * (vchunks[j][1] - vchunks[j][0]))
+            if j < len(achunks):
+                out.append(tok.audio_token * (achunks[j][1] - achunks[j][0]))
+        out.append(tok.audio_eos_token)
+        return "".join(out)
+
+    # -- text -------------------------------------------------------------------------------------------
+    def _prompt_messages(self, sample: TrainingSample) -> list[dict]:
+        msgs = [m.model_dump(exclude_none=True) for m in sample.messages[:-1]]
+        if self.system_prompt is not None and not any(m["role"] == "system" for m in msgs):
+            msgs.insert(0, {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
+        return msgs
+
+    def encode(self, sample: TrainingSample, base_dir: str | Path, variant: Variant = "latent",
+               for_generation: bool = False) -> EncodedSample:
+        """Encode one sample. Raises :class:`MediaError` (per-sample, skippable) on bad media or windows."""
+        base_dir = Path(base_dir)
+        tensors, repl = self._media(sample, base_dir)
+        prompt = self.processor.apply_chat_template(self._prompt_messages(sample), tokenize=False,
+                                                    add_generation_prompt=True)
+        tok = self.tokenizer
+        if "video" in repl:
+            prompt = prompt.replace(tok.video_token, repl["video"], 1)
+        if "audio" in repl:
+            prompt = prompt.replace(tok.audio_token, repl["audio"], 1)
+        ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        labels = [IGNORE_INDEX] * len(ids)
+        slots = [-1] * len(ids)
+        windows: list[tuple[float, float]] = []
+        if not for_generation:
+            if variant == "latent" and not self.latent.latent_mode:
+                raise ValueError("variant 'latent' needs latent_mode: true in the latent config")
+            for part in apply_variant(sample, variant):
+                if isinstance(part, TextPart):
+                    piece = tok(part.text, add_special_tokens=False)["input_ids"]
+                    ids += piece
+                    labels += piece
+                    slots += [-1] * len(piece)
+                else:
+                    windows.append(self._check_window(part, tensors, sample))
+                    k = self.latent.num_latents
+                    ids += [self.ids.start] + [self.ids.slot] * k + [self.ids.end]
+                    labels += [self.ids.start] + [IGNORE_INDEX] * (k + 1)
+                    slots += [-1, *list(range(k)), -1]
+            end = tok.convert_tokens_to_ids("<|im_end|>")
+            ids.append(end)
+            labels.append(end)
+            slots.append(-1)
+        return EncodedSample(
+            sample_id=sample.id, input_ids=ids, labels=labels, slot_index=slots, windows=windows,
+            pixel_values_videos=tensors.get("pixel_values_videos"), video_grid_thw=tensors.get("video_grid_thw"),
+            second_per_grid=tensors.get("second_per_grid"), input_features=tensors.get("input_features"),
+            meta={"duration": tensors.get("duration"), "audio_in_video": "video" in repl and "audio" not in repl
+                  and tensors.get("input_features") is not None},
+        )
+
+    @staticmethod
+    def _check_window(part: LatentPart, tensors: dict, sample: TrainingSample) -> tuple[float, float]:
+        """The block's window relative to the encoded clip (a clipped video starts at its video_start)."""
+        duration, offset = tensors.get("duration"), tensors.get("time_offset", 0.0)
+        start, end = part.start - offset, part.end - offset
+        if duration is not None and (start >= duration or end <= 0):
+            raise MediaError(
+                sample.video.video if sample.video else sample.audio.audio,
+                f"sample {sample.id}: latent window [{part.start}, {part.end}) s of segment {part.segment} "
+                f"lies outside the media ({duration:.2f} s)",
+            )
+        return (max(start, 0.0), min(end, duration) if duration is not None else end)
+
+
+def _audio_tokens(n_frames: int) -> int:
+    """Audio tokens the Qwen2.5-Omni audio tower emits for ``n_frames`` mel frames (2x conv, 2x pool)."""
+    return ((n_frames - 1) // 2 + 1 - 2) // 2 + 1
+
+
+def collate(batch: list[EncodedSample], pad_id: int, padding_side: Literal["left", "right"] = "right") -> dict:
+    """Pad a list of encoded samples into model inputs (plus the latent bookkeeping the wrapper needs)."""
+    n = len(batch)
+    width = max(len(e.input_ids) for e in batch)
+
+    def pad(rows: list[list[int]], value: int) -> torch.Tensor:
+        out = torch.full((n, width), value, dtype=torch.long)
+        for i, r in enumerate(rows):
+            if padding_side == "right":
+                out[i, : len(r)] = torch.tensor(r)
+            else:
+                out[i, width - len(r):] = torch.tensor(r)
+        return out
+
+    out: dict = {
+        "input_ids": pad([e.input_ids for e in batch], pad_id),
+        "attention_mask": pad([[1] * len(e.input_ids) for e in batch], 0),
+        "labels": pad([e.labels for e in batch], IGNORE_INDEX),
+        "slot_index": pad([e.slot_index for e in batch], -1),
+        "block_windows": torch.tensor([w for e in batch for w in e.windows], dtype=torch.float64).reshape(-1, 2),
+        "block_owner": torch.tensor([i for i, e in enumerate(batch) for _ in e.windows], dtype=torch.long),
+        "sample_ids": [e.sample_id for e in batch],
+    }
+    in_video = {bool(e.meta.get("audio_in_video")) for e in batch if e.pixel_values_videos is not None}
+    if len(in_video) > 1:
+        raise ValueError("a batch mixes videos with and without audio-in-video; Qwen2.5-Omni positions need one mode")
+    out["use_audio_in_video"] = in_video == {True}
+    videos = [(i, e) for i, e in enumerate(batch) if e.pixel_values_videos is not None]
+    if videos:
+        out["pixel_values_videos"] = torch.cat([e.pixel_values_videos for _, e in videos])
+        out["video_grid_thw"] = torch.cat([e.video_grid_thw for _, e in videos])
+        out["video_second_per_grid"] = torch.tensor([e.second_per_grid for _, e in videos])
+        out["video_owner"] = torch.tensor([i for i, _ in videos])
+    audios = [(i, e) for i, e in enumerate(batch) if e.input_features is not None]
+    if audios:
+        frames = max(e.input_features.shape[-1] for _, e in audios)
+        feats = torch.zeros(len(audios), audios[0][1].input_features.shape[0], frames)
+        mask = torch.zeros(len(audios), frames, dtype=torch.long)
+        for j, (_, e) in enumerate(audios):
+            feats[j, :, : e.input_features.shape[-1]] = e.input_features
+            mask[j, : e.input_features.shape[-1]] = 1
+        out["input_features"] = feats
+        out["feature_attention_mask"] = mask
+        out["audio_owner"] = torch.tensor([i for i, _ in audios])
+    return out
+
+
+__all__ = [
+    "IGNORE_INDEX", "VARIANTS", "AudioPart", "EncodedSample", "MediaSettings", "SampleEncoder", "VideoPart",
+    "apply_variant", "collate",
+]

@@ -1,0 +1,62 @@
+"""Latent anchors (paper Sec. 3.4): the cited segment's own encoder features, compressed without parameters.
+
+For a cited window ``[t0, t1)`` we take the model's visual and audio encoder outputs in LLM space (the
+embeddings the thinker already scattered into the prompt -- nothing is encoded twice) whose time span
+overlaps the window, ordered by time, and compress them to Kv visual and Ka audio anchors by L2-norm-
+weighted pooling over contiguous chunks:
+
+    chunk_k = [floor(k N / M), max(floor((k+1) N / M), floor(k N / M) + 1))     k = 0..M-1
+    a_k     = sum_{i in chunk_k} w_i x_i / sum_{i in chunk_k} w_i,   w_i = ||x_i||_2
+
+N is the number of tokens in the window and M the number of anchors. Chunks are contiguous in time order,
+so anchor k summarises the k-th time slice of the window; a token with a large norm (a salient transient
+event) dominates its slice instead of being averaged away. When N < M a chunk holds the single token
+``floor(k N / M)``, so tokens repeat and every anchor is still defined. Video tokens are ordered
+time-major (frames, then raster order), so when a window has fewer frames than anchors the chunks
+subdivide a frame spatially. Anchors are detached: they are targets.
+"""
+
+from __future__ import annotations
+
+import torch
+
+AUDIO_TOKENS_PER_SECOND = 25.0  # Qwen2.5-Omni's audio encoder emits one token per 40 ms
+
+
+def pooling_weights(features: torch.Tensor, num_anchors: int) -> torch.Tensor:
+    """The (M, N) matrix W with anchors = W @ features (rows sum to 1)."""
+    n = features.shape[0]
+    if n == 0:
+        raise ValueError("cannot pool anchors from an empty window")
+    k = torch.arange(num_anchors, device=features.device)
+    lo = (k * n) // num_anchors
+    hi = torch.maximum(((k + 1) * n) // num_anchors, lo + 1)
+    idx = torch.arange(n, device=features.device)
+    member = (idx.unsqueeze(0) >= lo.unsqueeze(1)) & (idx.unsqueeze(0) < hi.unsqueeze(1))
+    w = member.to(features.dtype) * features.detach().float().norm(dim=-1).to(features.dtype).unsqueeze(0)
+    return w / w.sum(dim=1, keepdim=True).clamp_min(torch.finfo(features.dtype).tiny)
+
+
+def pool_anchors(features: torch.Tensor, num_anchors: int) -> torch.Tensor:
+    """L2-norm-weighted pooling of (N, d) time-ordered features to (num_anchors, d); detached."""
+    features = features.detach()
+    return pooling_weights(features, num_anchors) @ features
+
+
+def video_token_window(
+    grid_thw: torch.Tensor, second_per_grid: float, spatial_merge_size: int, t0: float, t1: float
+) -> torch.Tensor:
+    """Indices (into this video's LLM tokens) of the tokens whose temporal patch overlaps ``[t0, t1)``."""
+    t, h, w = (int(x) for x in grid_thw)
+    per_t = (h // spatial_merge_size) * (w // spatial_merge_size)
+    starts = torch.arange(t, dtype=torch.float64) * second_per_grid
+    hit = (starts < t1) & (starts + second_per_grid > t0)
+    frames = torch.nonzero(hit).flatten()
+    return (frames.unsqueeze(1) * per_t + torch.arange(per_t)).flatten()
+
+
+def audio_token_window(num_tokens: int, t0: float, t1: float) -> torch.Tensor:
+    """Indices of audio tokens (1/25 s each) overlapping ``[t0, t1)``."""
+    starts = torch.arange(num_tokens, dtype=torch.float64) / AUDIO_TOKENS_PER_SECOND
+    hit = (starts < t1) & (starts + 1.0 / AUDIO_TOKENS_PER_SECOND > t0)
+    return torch.nonzero(hit).flatten()

@@ -1,0 +1,223 @@
+"""LatentOmniModel: the unmodified Hugging Face Qwen2.5-Omni thinker plus the latent machinery.
+
+Nothing of transformers is copied or patched: the wrapper calls the thinker's own encoders
+(``get_video_features``, ``get_audio_features``), its ``get_rope_index`` and its text model, and owns only
+what the paper adds -- anchors at latent slots, OSPE positions, the controlled attention mask and the three
+losses -- in one single teacher-forced pass (Sec. 3.4).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalGeneration
+
+from ..config import LatentConfig
+from .anchors import audio_token_window, pool_anchors, video_token_window
+from .losses import latent_loss, sync_loss, sync_pairs, text_loss
+from .masks import blocked_queries, training_mask
+from .ospe import apply_ospe
+from .tokens import LatentTokenIds, add_latent_tokens
+
+CONFIG_NAME = "latentomni.json"
+PARAMS_NAME = "latentomni_params.safetensors"
+
+
+@dataclass
+class LatentOmniOutput:
+    loss: torch.Tensor
+    loss_text: torch.Tensor
+    loss_latent: torch.Tensor
+    loss_sync: torch.Tensor
+    per_sample: dict[str, torch.Tensor] | None = None
+
+
+class LatentOmniModel(nn.Module):
+    def __init__(self, thinker: Qwen2_5OmniThinkerForConditionalGeneration, processor: Qwen2_5OmniProcessor,
+                 latent: LatentConfig, token_ids: LatentTokenIds):
+        super().__init__()
+        self.thinker, self.processor, self.latent, self.token_ids = thinker, processor, latent, token_ids
+        # log τ of Eq. 4, learnable.
+        self.log_temperature = nn.Parameter(torch.tensor(float(latent.init_temperature)).log())
+
+    # -- construction and persistence -------------------------------------------------------------------
+    @classmethod
+    def from_base(cls, path: str | Path, latent: LatentConfig | None = None, dtype: torch.dtype | None = None,
+                  attn_implementation: str | None = None) -> LatentOmniModel:
+        """Start from a released (or tiny) Qwen2.5-Omni thinker checkpoint; adds the latent tokens."""
+        kwargs = {"dtype": dtype} if dtype is not None else {}
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        thinker = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(str(path), **kwargs)
+        processor = Qwen2_5OmniProcessor.from_pretrained(str(path))
+        ids = add_latent_tokens(processor.tokenizer, thinker)
+        return cls(thinker, processor, latent or LatentConfig(), ids)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None,
+                        attn_implementation: str | None = None, **overrides) -> LatentOmniModel:
+        """Load a LatentOmni checkpoint written by :meth:`save_pretrained` (or by the trainer).
+
+        ``overrides`` change latent settings that do not alter the weights (e.g. ``attention_flow``).
+        """
+        path = Path(path)
+        cfg_file = path / CONFIG_NAME
+        if not cfg_file.is_file():
+            raise FileNotFoundError(f"{path} is not a LatentOmni checkpoint (no {CONFIG_NAME}); "
+                                    "use LatentOmniModel.from_base for a plain Qwen2.5-Omni checkpoint")
+        meta = json.loads(cfg_file.read_text())
+        latent = LatentConfig(**{**meta["latent"], **overrides})
+        kwargs = {"dtype": dtype} if dtype is not None else {}
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        thinker = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(str(path), **kwargs)
+        processor = Qwen2_5OmniProcessor.from_pretrained(str(path))
+        model = cls(thinker, processor, latent, LatentTokenIds.from_tokenizer(processor.tokenizer))
+        if (path / PARAMS_NAME).is_file():
+            params = load_file(str(path / PARAMS_NAME))
+            model.log_temperature.data.copy_(params["log_temperature"])
+        return model
+
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.thinker.save_pretrained(str(path))
+        self.processor.save_pretrained(str(path))
+        meta = {"latent": self.latent.model_dump(), "token_ids": vars(self.token_ids), "format": 1}
+        (path / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+        save_file({"log_temperature": self.log_temperature.detach().cpu().reshape(())}, str(path / PARAMS_NAME))
+
+    # -- helpers shared with generation -----------------------------------------------------------------
+    @property
+    def config(self):
+        return self.thinker.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.thinker.device
+
+    def embed_prompt(self, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Token embeddings with media features scattered in, exactly as the thinker does it; also returns
+        the per-video and per-audio LLM-space features (reused for anchors, never encoded twice)."""
+        inner = self.thinker.model
+        ids = batch["input_ids"]
+        embeds = inner.get_input_embeddings()(ids)
+        videos: list[torch.Tensor] = []
+        audios: list[torch.Tensor] = []
+        if batch.get("pixel_values_videos") is not None:
+            out = inner.get_video_features(batch["pixel_values_videos"], batch["video_grid_thw"], return_dict=True)
+            videos = [v.to(embeds.dtype) for v in out.pooler_output]
+            mask = (ids == self.config.video_token_id).unsqueeze(-1)
+            embeds = embeds.masked_scatter(mask, torch.cat(videos))
+        if batch.get("input_features") is not None:
+            fmask = batch["feature_attention_mask"]
+            out = inner.get_audio_features(batch["input_features"], fmask, return_dict=True)
+            lengths = inner.audio_tower._get_feat_extract_output_lengths(fmask.sum(-1))[1].tolist()
+            audios = list(out.last_hidden_state.to(embeds.dtype).split(lengths))
+            mask = (ids == self.config.audio_token_id).unsqueeze(-1)
+            embeds = embeds.masked_scatter(mask, torch.cat(audios))
+        return embeds, videos, audios
+
+    def rope_positions(self, batch: dict) -> torch.Tensor:
+        """(3, B, L) positions: HF's get_rope_index for every token, OSPE for latent slots."""
+        fmask = batch.get("feature_attention_mask")
+        positions, _ = self.thinker.model.get_rope_index(
+            batch["input_ids"], None, batch.get("video_grid_thw"), batch["attention_mask"],
+            bool(batch.get("use_audio_in_video", False)),
+            fmask.sum(-1) if fmask is not None else None, batch.get("video_second_per_grid"),
+        )
+        if "slot_index" in batch:
+            positions = apply_ospe(positions, batch["slot_index"], self.latent)
+        return positions
+
+    def media_key_mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        return (input_ids == c.video_token_id) | (input_ids == c.audio_token_id) | (input_ids == c.image_token_id)
+
+    def block_anchors(self, batch: dict, videos: list[torch.Tensor], audios: list[torch.Tensor]) -> torch.Tensor:
+        """(n_blocks, K, d) anchors: Kv visual then Ka audio, pooled from each cited window."""
+        cfg, merge = self.latent, self.config.vision_config.spatial_merge_size
+        owners = batch["block_owner"].tolist()
+        video_of = {int(o): i for i, o in enumerate(batch.get("video_owner", torch.empty(0)).tolist())}
+        audio_of = {int(o): i for i, o in enumerate(batch.get("audio_owner", torch.empty(0)).tolist())}
+        out = []
+        for b, (t0, t1) in enumerate(batch["block_windows"].tolist()):
+            sid, parts = owners[b], []
+            if cfg.num_visual:
+                if sid not in video_of:
+                    raise ValueError(f"sample {batch['sample_ids'][sid]}: visual latents need a video input")
+                vi = video_of[sid]
+                spg = float(batch["video_second_per_grid"][vi])
+                idx = video_token_window(batch["video_grid_thw"][vi], spg, merge, t0, t1)
+                parts.append(pool_anchors(videos[vi][idx.to(videos[vi].device)], cfg.num_visual))
+            if cfg.num_audio:
+                if sid not in audio_of:
+                    raise ValueError(f"sample {batch['sample_ids'][sid]}: audio latents need an audio input")
+                ai = audio_of[sid]
+                idx = audio_token_window(audios[ai].shape[0], t0, t1)
+                if idx.numel() == 0:
+                    raise ValueError(f"sample {batch['sample_ids'][sid]}: no audio in window [{t0}, {t1})")
+                parts.append(pool_anchors(audios[ai][idx.to(audios[ai].device)], cfg.num_audio))
+            out.append(torch.cat(parts))
+        if not out:
+            d = self.config.text_config.hidden_size
+            return torch.zeros(0, cfg.num_latents, d, device=self.device)
+        return torch.stack(out)
+
+    # -- training forward -------------------------------------------------------------------------------
+    def forward(self, per_sample: bool = False, **batch) -> LatentOmniOutput:
+        """Single teacher-forced pass returning L_total (Eq. 7) and its terms."""
+        cfg = self.latent
+        ids, attn, labels, slots = batch["input_ids"], batch["attention_mask"], batch["labels"], batch["slot_index"]
+        embeds, videos, audios = self.embed_prompt(batch)
+        is_slot = slots >= 0
+        anchors = self.block_anchors(batch, videos, audios) if is_slot.any() else None
+        if anchors is not None:
+            embeds = embeds.masked_scatter(is_slot.unsqueeze(-1), anchors.reshape(-1, anchors.shape[-1]))
+        positions = self.rope_positions(batch)
+        mask = attn
+        if cfg.attention_flow == "through_latents":
+            blocked = blocked_queries(ids == self.token_ids.start, is_slot, attn)
+            mask = training_mask(attn, self.media_key_mask(ids), blocked, embeds.dtype)
+        hidden = self.thinker.model.language_model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False
+        ).last_hidden_state
+
+        # L_text: next-token CE on discrete assistant tokens only (labels already exclude prompt, slots, u').
+        target = labels[:, 1:]
+        text_sel = target != -100
+        logits = self.thinker.lm_head(hidden[:, :-1][text_sel])
+        loss_text = text_loss(logits, target[text_sel])
+
+        # L_latent: the state before slot k (the trigger for k=0) predicts anchor k: z_k = h_{pos(k)-1}.
+        latent_sel = is_slot[:, 1:]
+        z = hidden[:, :-1][latent_sel]
+        zero = hidden.sum() * 0.0
+        loss_latent = latent_loss(z, anchors.reshape(-1, anchors.shape[-1])) if anchors is not None else zero
+        loss_sync = zero + self.log_temperature * 0.0
+        if anchors is not None and cfg.num_visual and cfg.num_audio:
+            zb = z.reshape(-1, cfg.num_latents, z.shape[-1])
+            zb = zb.detach() if cfg.sync_detach else zb
+            v, a = sync_pairs(zb[:, : cfg.num_visual], zb[:, cfg.num_visual:], min(cfg.num_visual, cfg.num_audio))
+            loss_sync = sync_loss(v, a, self.log_temperature)
+        total = loss_text + cfg.lambda_latent * loss_latent + cfg.lambda_sync * loss_sync
+        extra = self._per_sample(logits, target, text_sel, z, anchors, latent_sel) if per_sample else None
+        return LatentOmniOutput(total, loss_text, loss_latent, loss_sync, extra)
+
+    @staticmethod
+    def _per_sample(logits, target, text_sel, z, anchors, latent_sel) -> dict[str, torch.Tensor]:
+        b = target.shape[0]
+        rows = torch.arange(b, device=target.device).unsqueeze(1).expand_as(target)
+        ce = nn.functional.cross_entropy(logits.float(), target[text_sel], reduction="none")
+        text = torch.zeros(b, device=ce.device).index_add(0, rows[text_sel], ce)
+        text = text / text_sel.sum(1).clamp_min(1)
+        lat = torch.zeros(b, device=ce.device)
+        if anchors is not None:
+            err = (z.float() - anchors.reshape(-1, anchors.shape[-1]).float()).pow(2).sum(-1)
+            lat = lat.index_add(0, rows[latent_sel], err) / latent_sel.sum(1).clamp_min(1)
+        return {"loss_text": text, "loss_latent": lat}
