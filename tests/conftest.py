@@ -66,3 +66,24 @@ def make_sample(sid: str = "s1", video: str = "clip4.mp4", blocks=((0.0, 2.0),),
         "answer": answer,
         "options": ["A. red", "B. blue", "C. green", "D. yellow"],
     }
+
+
+@pytest.fixture
+def model(tiny_base_dir):
+    """A fresh LatentOmni wrapper around the tiny base (K=40, 32/8), in eval mode."""
+    from latentomni.config import LatentConfig
+    from latentomni.model.wrapper import LatentOmniModel
+
+    torch.manual_seed(0)
+    return LatentOmniModel.from_base(tiny_base_dir, LatentConfig()).eval()
+
+
+def encode_batch(model, samples, base_dir, for_generation=False, variant="latent", **media):
+    from latentomni.data.collate import MediaSettings, SampleEncoder, collate
+    from latentomni.data.schema import parse_sample
+
+    enc = SampleEncoder(model.processor, model.latent, model.token_ids, MediaSettings(max_pixels=56 * 56, **media))
+    encoded = [enc.encode(parse_sample(s), base_dir, variant=variant, for_generation=for_generation)
+               for s in samples]
+    side = "left" if for_generation else "right"
+    return collate(encoded, model.processor.tokenizer.pad_token_id, padding_side=side)

@@ -101,8 +101,8 @@ def build_processor(tokenizer: Qwen2TokenizerFast | None = None, patch_size: int
     )
 
 
-def tiny_thinker_config(tokenizer: Qwen2TokenizerFast, hidden: int = 64, layers: int = 2,
-                        heads: int = 2) -> Qwen2_5OmniThinkerConfig:
+def tiny_thinker_config(tokenizer: Qwen2TokenizerFast, hidden: int = 128, layers: int = 4, heads: int = 4,
+                        vision_hidden: int = 64, audio_hidden: int = 64) -> Qwen2_5OmniThinkerConfig:
     """Real architecture, tiny sizes; token ids come from the tokenizer so nothing is hard-coded."""
     ids = {name: tokenizer.convert_tokens_to_ids(t) for name, t in MEDIA_TOKENS.items()}
     head_dim = hidden // heads
@@ -124,8 +124,8 @@ def tiny_thinker_config(tokenizer: Qwen2TokenizerFast, hidden: int = 64, layers:
     }
     vision_config = {
         "depth": 2,
-        "hidden_size": 32,
-        "intermediate_size": 64,
+        "hidden_size": vision_hidden,
+        "intermediate_size": vision_hidden * 2,
         "num_heads": 2,
         "patch_size": 14,
         "spatial_merge_size": 2,
@@ -138,8 +138,8 @@ def tiny_thinker_config(tokenizer: Qwen2TokenizerFast, hidden: int = 64, layers:
         "num_mel_bins": 128,
         "encoder_layers": 2,
         "encoder_attention_heads": 2,
-        "encoder_ffn_dim": 64,
-        "d_model": 32,
+        "encoder_ffn_dim": audio_hidden * 2,
+        "d_model": audio_hidden,
         "output_dim": hidden,
         "n_window": 100,
         "max_source_positions": 1500,

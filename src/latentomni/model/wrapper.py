@@ -170,23 +170,38 @@ class LatentOmniModel(nn.Module):
         return torch.stack(out)
 
     # -- training forward -------------------------------------------------------------------------------
+    def teacher_forced_hidden(self, batch: dict, slot_inputs: torch.Tensor | None = None,
+                              output_attentions: bool = False):
+        """Last-layer hidden states of a whole teacher-forced sequence (one pass).
+
+        Latent slots take ``slot_inputs`` (n_slots, d) when given, else the cited windows' anchors; the
+        same positions (OSPE) and attention rule as :func:`..generate.generate` apply.
+        Returns (hidden (B, L, d), anchors (n_blocks, K, d) or None, per-layer attentions or None); attentions
+        need ``attn_implementation="eager"``.
+        """
+        ids, attn, slots = batch["input_ids"], batch["attention_mask"], batch["slot_index"]
+        embeds, videos, audios = self.embed_prompt(batch)
+        is_slot = slots >= 0
+        anchors = self.block_anchors(batch, videos, audios) if is_slot.any() and slot_inputs is None else None
+        fill = slot_inputs if slot_inputs is not None else (anchors.reshape(-1, anchors.shape[-1])
+                                                            if anchors is not None else None)
+        if fill is not None:
+            embeds = embeds.masked_scatter(is_slot.unsqueeze(-1), fill.to(embeds.dtype))
+        mask = attn
+        if self.latent.attention_flow == "through_latents":
+            blocked = blocked_queries(ids == self.token_ids.start, is_slot, attn)
+            mask = training_mask(attn, self.media_key_mask(ids), blocked, embeds.dtype)
+        out = self.thinker.model.language_model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=self.rope_positions(batch), use_cache=False,
+            output_attentions=output_attentions,
+        )
+        return out.last_hidden_state, anchors, (out.attentions if output_attentions else None)
+
     def forward(self, per_sample: bool = False, **batch) -> LatentOmniOutput:
         """Single teacher-forced pass returning L_total (Eq. 7) and its terms."""
         cfg = self.latent
-        ids, attn, labels, slots = batch["input_ids"], batch["attention_mask"], batch["labels"], batch["slot_index"]
-        embeds, videos, audios = self.embed_prompt(batch)
-        is_slot = slots >= 0
-        anchors = self.block_anchors(batch, videos, audios) if is_slot.any() else None
-        if anchors is not None:
-            embeds = embeds.masked_scatter(is_slot.unsqueeze(-1), anchors.reshape(-1, anchors.shape[-1]))
-        positions = self.rope_positions(batch)
-        mask = attn
-        if cfg.attention_flow == "through_latents":
-            blocked = blocked_queries(ids == self.token_ids.start, is_slot, attn)
-            mask = training_mask(attn, self.media_key_mask(ids), blocked, embeds.dtype)
-        hidden = self.thinker.model.language_model(
-            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False
-        ).last_hidden_state
+        labels, is_slot = batch["labels"], batch["slot_index"] >= 0
+        hidden, anchors, _ = self.teacher_forced_hidden(batch)
 
         # L_text: next-token CE on discrete assistant tokens only (labels already exclude prompt, slots, u').
         target = labels[:, 1:]

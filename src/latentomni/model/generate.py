@@ -1,0 +1,212 @@
+"""Latent-aware generation (paper Sec. 3.1-3.2): batched, KV-cached, greedy or sampled.
+
+Every sample of the batch runs its own little state machine, advanced for all samples at once with tensor
+ops (no Python loop over the batch). One decoding step feeds one input per sample into the shared KV cache:
+
+* **text mode** -- feed the last sampled token at the next text position; sample the next token from the
+  LM head. Feeding ``<Unified_Latent>`` switches the sample to latent mode: its output hidden state is z_1.
+* **latent mode** -- feed z_k (the previous step's last-layer hidden state, Eq. 2) as the input embedding
+  at its OSPE position (first Kv visual, then Ka audio); the output is z_{k+1}. After z_K has been fed,
+  ``</Unified_Latent>`` is inserted and the sample returns to text mode.
+
+Positions, the slot layout and the controlled attention rule come from the same functions the training
+forward uses (:mod:`.ospe`, :mod:`.masks`), so a trained model sees at inference what it saw in training.
+Without any trigger the loop is token-for-token HF greedy decoding (a test checks this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+
+from .masks import step_mask
+from .ospe import latent_position_offsets
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 256  # every generated position counts, latent states included
+    do_sample: bool = False  # greedy by default: the thinker's own default samples, a reproducibility trap
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_latent_blocks: int = 4  # after this many blocks the trigger is suppressed
+    seed: int | None = None
+    output_latents: bool = False
+    output_attentions: bool = False  # needs attn_implementation="eager"
+
+
+@dataclass
+class GenerationOutput:
+    sequences: torch.Tensor  # (B, T) generated ids; latent states appear as the slot token
+    texts: list[str]  # latent spans rendered as <Unified_Latent>[K latents]</Unified_Latent>
+    num_blocks: list[int]
+    latents: list[torch.Tensor] | None = None  # per sample (n_latents, d)
+    attentions: list[tuple[torch.Tensor, ...]] | None = None  # per step, per layer (B, heads, kv_len)
+    step_is_latent: torch.Tensor | None = None  # (B, T) bool: the step's *input* was a latent state
+    prompt_length: int = 0
+    extras: dict = field(default_factory=dict)
+
+
+def _pick(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator | None) -> torch.Tensor:
+    if not cfg.do_sample:
+        return logits.argmax(-1)
+    logits = logits.float() / max(cfg.temperature, 1e-5)
+    if cfg.top_k > 0:
+        kth = logits.topk(min(cfg.top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if cfg.top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) > cfg.top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.softmax(-1), 1, generator=gen).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(model, batch: dict, cfg: GenerationConfig | None = None, logits_processor=None) -> GenerationOutput:
+    """Generate for a left-padded prompt batch (``collate(..., padding_side="left")``).
+
+    ``logits_processor(step, logits) -> logits`` may reshape the next-token scores of text-mode steps
+    (e.g. to force a trigger in a test, or to ban tokens).
+    """
+    cfg = cfg or GenerationConfig()
+    lat, ids = model.latent, model.token_ids
+    lm, head = model.thinker.model.language_model, model.thinker.lm_head
+    embed = model.thinker.model.get_input_embeddings()
+    eos_ids = _eos_ids(model)
+    through = lat.attention_flow == "through_latents"
+    gen = torch.Generator(device=model.device).manual_seed(cfg.seed) if cfg.seed is not None else None
+    k_total = lat.num_latents if lat.latent_mode else 0
+    offsets = latent_position_offsets(lat).to(model.device) if k_total else None
+
+    # Prefill: the prompt with its media, HF positions, a fresh cache.
+    input_ids, attn = batch["input_ids"].to(model.device), batch["attention_mask"].to(model.device)
+    embeds, _, _ = model.embed_prompt({**batch, "input_ids": input_ids})
+    positions = model.rope_positions({k: v for k, v in batch.items() if k != "slot_index"})
+    cache = DynamicCache(config=model.thinker.config.get_text_config())
+    out = lm(inputs_embeds=embeds, attention_mask=attn, position_ids=positions, cache=cache, use_cache=True,
+             output_attentions=cfg.output_attentions)
+    h = out.last_hidden_state[:, -1]
+    b = input_ids.shape[0]
+    key_valid = attn.bool()
+    media_keys = model.media_key_mask(input_ids) & key_valid
+    next_pos = positions.masked_fill(~key_valid.unsqueeze(0), -1).amax(dim=(0, 2)) + 1  # (B,)
+
+    process = logits_processor or (lambda step, scores: scores)
+    blocks = torch.zeros(b, dtype=torch.long, device=model.device)
+    tok = _pick(_suppress(process(0, head(h)), blocks, cfg, ids, k_total), cfg, gen)
+    done = torch.zeros(b, dtype=torch.bool, device=model.device)
+    in_latent = torch.zeros_like(done)
+    triggered = torch.zeros_like(done)
+    slot = torch.zeros_like(blocks)
+    p0 = torch.zeros_like(blocks)
+    latent_in = torch.zeros_like(h)
+    steps_out, latents, attns, lat_mask = [tok], [], [], []
+
+    for step in range(1, cfg.max_new_tokens):
+        done = done | torch.isin(tok, eos_ids) & ~in_latent
+        if done.all():
+            break
+        feeding_trigger = (tok == ids.start) & ~in_latent
+        # Inputs and positions of this step, per sample.
+        x = torch.where(in_latent.unsqueeze(-1), latent_in, embed(tok))
+        pos = next_pos if offsets is None else torch.where(in_latent, p0 + offsets[slot.clamp(max=k_total - 1)],
+                                                           next_pos)
+        key_valid = torch.cat([key_valid, torch.ones(b, 1, dtype=torch.bool, device=key_valid.device)], 1)
+        media_keys = torch.cat([media_keys, torch.zeros(b, 1, dtype=torch.bool, device=key_valid.device)], 1)
+        blocked = triggered & ~in_latent & ~feeding_trigger
+        mask = step_mask(key_valid, media_keys, blocked, x.dtype) if through else key_valid.long()
+        out = lm(inputs_embeds=x.unsqueeze(1), attention_mask=mask, position_ids=pos.view(1, b, 1).expand(3, b, 1),
+                 cache=cache, use_cache=True, output_attentions=cfg.output_attentions)
+        h = out.last_hidden_state[:, -1]
+        if cfg.output_attentions:
+            attns.append(tuple(a[:, :, -1] for a in out.attentions))
+        lat_mask.append(in_latent.clone())
+
+        # Transitions, all samples at once.
+        last_slot = in_latent & (slot == k_total - 1)
+        produces_latent = feeding_trigger | (in_latent & ~last_slot)
+        new_tok = _pick(_suppress(process(step, head(h)), blocks, cfg, ids, k_total), cfg, gen)
+        emitted = torch.where(produces_latent, torch.full_like(tok, ids.slot),
+                              torch.where(last_slot, torch.full_like(tok, ids.end), new_tok))
+        emitted = torch.where(done, torch.full_like(tok, _pad(model)), emitted)
+        next_pos = torch.where(~in_latent, next_pos + 1, next_pos)
+        p0 = torch.where(feeding_trigger, next_pos, p0)
+        next_pos = torch.where(last_slot, p0 + k_total, next_pos)
+        slot = torch.where(feeding_trigger, torch.zeros_like(slot), torch.where(in_latent, slot + 1, slot))
+        blocks = blocks + feeding_trigger.long()
+        triggered = triggered | feeding_trigger
+        latent_in = torch.where(produces_latent.unsqueeze(-1), h, latent_in)
+        if cfg.output_latents:
+            latents.append(torch.where(produces_latent.unsqueeze(-1), h, torch.full_like(h, float("nan"))))
+        in_latent = produces_latent & ~done
+        tok = emitted
+        steps_out.append(tok)
+
+    seq = torch.stack(steps_out, 1)
+    texts = [render(model.processor.tokenizer, row.tolist(), ids) for row in seq]
+    result = GenerationOutput(seq, texts, blocks.tolist(), prompt_length=input_ids.shape[1],
+                              step_is_latent=torch.stack(lat_mask, 1) if lat_mask else None)
+    if cfg.output_latents and latents:
+        stacked = torch.stack(latents, 1)  # (B, T, d)
+        result.latents = [row[~row.isnan().any(-1)] for row in stacked]
+    if cfg.output_attentions:
+        result.attentions = attns
+    return result
+
+
+def _suppress(logits, blocks, cfg: GenerationConfig, ids, k_total: int):
+    """The latent trigger is only available in latent mode and up to ``max_latent_blocks`` times; the slot
+    and stop tokens are never sampled (the loop inserts them)."""
+    logits = logits.clone()
+    logits[:, ids.slot] = float("-inf")
+    logits[:, ids.end] = float("-inf")
+    if k_total == 0:
+        logits[:, ids.start] = float("-inf")
+    else:
+        logits[:, ids.start] = logits[:, ids.start].masked_fill(blocks >= cfg.max_latent_blocks, float("-inf"))
+    return logits
+
+
+def _eos_ids(model) -> torch.Tensor:
+    tok = model.processor.tokenizer
+    eos = {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")}
+    return torch.tensor(sorted(i for i in eos if i is not None), device=model.device)
+
+
+def _pad(model) -> int:
+    tok = model.processor.tokenizer
+    return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+
+def render(tokenizer, ids: list[int], latent_ids) -> str:
+    """Decode generated ids, showing each latent span as ``<Unified_Latent>[K latents]</Unified_Latent>``."""
+    pieces: list[str] = []
+    run: list[int] = []
+    n_latent = 0
+    in_block = False
+
+    def flush():
+        if run:
+            pieces.append(tokenizer.decode(run, skip_special_tokens=True))
+            run.clear()
+
+    for i in ids:
+        if i == latent_ids.start:
+            flush()
+            pieces.append("<Unified_Latent>")
+            in_block, n_latent = True, 0
+        elif i == latent_ids.slot:
+            n_latent += 1
+        elif i == latent_ids.end:
+            pieces.append(f"[{n_latent} latents]</Unified_Latent>")
+            in_block = False
+        else:
+            run.append(i)
+    flush()
+    if in_block:
+        pieces.append(f"[{n_latent} latents]")
+    return "".join(pieces)

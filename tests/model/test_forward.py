@@ -1,0 +1,115 @@
+"""The single-pass training forward on the tiny model."""
+
+import torch
+
+from conftest import encode_batch, make_sample
+from latentomni.data.collate import IGNORE_INDEX
+from latentomni.model.wrapper import LatentOmniModel
+
+
+def _two_samples():
+    return [make_sample("a", blocks=((0.0, 2.0), (2.0, 4.0))),
+            make_sample("b", video="clip3.mp4", blocks=((1.0, 2.5),))]
+
+
+def test_ce_targets_are_discrete_assistant_tokens_only(model, clip_dir):
+    batch = encode_batch(model, [_two_samples()[0]], clip_dir)
+    ids, labels, slots = batch["input_ids"][0], batch["labels"][0], batch["slot_index"][0]
+    t = model.token_ids
+    targets = labels != IGNORE_INDEX
+    assert targets[ids == t.start].all(), "the trigger is a CE target"
+    assert not targets[ids == t.end].any(), "the inserted stop token is not"
+    assert not targets[slots >= 0].any(), "latent slots are not"
+    assert not targets[model.media_key_mask(ids)].any(), "media/prompt tokens are not"
+    first_target = int(targets.nonzero()[0])
+    assert model.processor.tokenizer.decode(ids[:first_target]).endswith("<|im_start|>assistant\n")
+    text = model.processor.tokenizer.decode(ids[targets])
+    assert "\\boxed{B}" in text and text.endswith("<|im_end|>")
+    assert (slots >= 0).sum() == 2 * model.latent.num_latents
+    assert torch.equal(labels[targets], ids[targets])
+
+
+def test_latent_loss_aligns_the_state_before_each_slot_with_its_anchor(model, clip_dir):
+    batch = encode_batch(model, [_two_samples()[1]], clip_dir)
+    with torch.no_grad():
+        hidden, anchors, _ = model.teacher_forced_hidden(batch)
+        out = model(**batch)
+    slot_pos = (batch["slot_index"][0] >= 0).nonzero().flatten()
+    trigger_pos = int((batch["input_ids"][0] == model.token_ids.start).nonzero()[0])
+    assert int(slot_pos[0]) == trigger_pos + 1, "the trigger's state predicts the first anchor"
+    z = hidden[0, slot_pos - 1]
+    expect = (z - anchors[0]).pow(2).sum(-1).mean()
+    assert torch.allclose(out.loss_latent, expect)
+    # the anchors are the inputs at the slots: the first visual anchor pools the window's video tokens
+    assert anchors.shape == (1, 40, model.config.text_config.hidden_size)
+
+
+def test_total_is_eq7(model, clip_dir):
+    out = model(**encode_batch(model, _two_samples(), clip_dir))
+    lat = model.latent
+    expect = out.loss_text + lat.lambda_latent * out.loss_latent + lat.lambda_sync * out.loss_sync
+    assert torch.allclose(out.loss, expect)
+    assert out.loss_sync > 0 and out.loss_latent > 0
+
+
+def test_batch_with_padding_gives_the_same_per_sample_losses(model, clip_dir):
+    samples = _two_samples()
+    with torch.no_grad():
+        both = model(**encode_batch(model, samples, clip_dir), per_sample=True).per_sample
+        for i, s in enumerate(samples):
+            one = model(**encode_batch(model, [s], clip_dir), per_sample=True).per_sample
+            for k in ("loss_text", "loss_latent"):
+                assert torch.allclose(both[k][i], one[k][0], atol=1e-5), k
+
+
+def test_each_loss_term_reaches_the_llm(model, clip_dir):
+    batch = encode_batch(model, _two_samples(), clip_dir)
+    layer = model.thinker.model.language_model.layers[0].self_attn.q_proj.weight
+    for term in ("loss_text", "loss_latent", "loss_sync"):
+        model.zero_grad()
+        getattr(model(**batch), term).backward()
+        assert layer.grad is not None and layer.grad.abs().sum() > 0, term
+    model.zero_grad()
+    model(**batch).loss_sync.backward()
+    assert model.log_temperature.grad is not None
+
+
+def test_sync_detach_stops_the_gradient_at_the_latents(model, clip_dir):
+    model.latent.sync_detach = True
+    batch = encode_batch(model, _two_samples(), clip_dir)
+    model(**batch).loss_sync.backward()
+    layer = model.thinker.model.language_model.layers[0].self_attn.q_proj.weight
+    assert layer.grad is None or layer.grad.abs().sum() == 0
+    assert model.log_temperature.grad is not None
+
+
+def test_non_latent_positions_match_hf_get_rope_index(model, clip_dir):
+    batch = encode_batch(model, _two_samples(), clip_dir)
+    ours = model.rope_positions(batch)
+    hf, _ = model.thinker.model.get_rope_index(
+        batch["input_ids"], None, batch["video_grid_thw"], batch["attention_mask"], True,
+        batch["feature_attention_mask"].sum(-1), batch["video_second_per_grid"])
+    keep = (batch["slot_index"] < 0) & batch["attention_mask"].bool()
+    assert torch.equal(ours[:, keep], hf[:, keep])
+    assert not torch.equal(ours, hf), "OSPE changes the slot positions"
+
+
+def test_save_load_round_trip(model, clip_dir, tmp_path):
+    model.log_temperature.data.fill_(-1.5)
+    batch = encode_batch(model, _two_samples(), clip_dir)
+    with torch.no_grad():
+        before = model(**batch)
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = LatentOmniModel.from_pretrained(tmp_path / "ckpt").eval()
+    assert loaded.token_ids == model.token_ids and loaded.latent == model.latent
+    assert loaded.processor.tokenizer.convert_tokens_to_ids("<Unified_Latent>") == model.token_ids.start
+    with torch.no_grad():
+        after = loaded(**encode_batch(loaded, _two_samples(), clip_dir))
+    assert torch.allclose(before.loss, after.loss)
+    assert loaded.log_temperature.item() == -1.5
+
+
+def test_new_token_embeddings_start_at_the_mean(model):
+    emb = model.thinker.get_input_embeddings().weight
+    old = model.token_ids.start
+    assert torch.allclose(emb[old], emb[: old].mean(0), atol=1e-6)
