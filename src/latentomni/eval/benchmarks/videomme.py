@@ -1,0 +1,113 @@
+"""Video-MME (Fu et al., 2024) under the vision-only protocol: frames, no audio, no subtitles.
+
+The paper compares with vision-centric latent-reasoning methods on Video-MME "without audio inputs", so
+every item has ``use_audio=False``; the predictor must then feed frames only (no audio-in-video).
+
+Official layouts, both read here:
+
+* Hugging Face ``lmms-lab/Video-MME``: ``videomme/test-00000-of-00001.parquet`` (exported to JSON/JSONL,
+  or read directly when ``pyarrow`` is installed) and ``videos_chunked_*.zip`` unpacking to ``data/``::
+
+      {"video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "Humanity & History",
+       "url": "...", "videoID": "fFjv93ACGo8", "question_id": "001-1", "task_type": "Counting Problem",
+       "question": "...", "options": ["A. ...", "B. ...", "C. ...", "D. ..."], "answer": "C"}
+
+* The authors' repository (``evaluation/output_test_template.json``): one entry per video with
+  ``duration_category``, ``video_category``, ``video_subcategory`` and ``questions`` holding
+  ``question_id``, ``task_type``, ``question``, ``choices`` and ``answer``.
+
+``--media-root`` is the folder holding ``<videoID>.mp4`` (the unpacked ``data/``); ``<media_root>/data/``
+and ``<video_id>.mp4`` are tried as well. Results are broken down by short/medium/long as in the paper's
+Table 3, and by task type and domain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from latentomni.eval.annotations import (
+    Record,
+    check_unique_qids,
+    find_media,
+    load_records,
+    normalise_answer,
+    normalise_options,
+)
+from latentomni.eval.benchmarks.base import Benchmark, Breakdown
+from latentomni.eval.items import EvalItem
+
+NAME = "videomme"
+DURATIONS = ("short", "medium", "long")
+DOMAINS = (
+    "Knowledge",
+    "Film & Television",
+    "Sports Competition",
+    "Artistic Performance",
+    "Life Record",
+    "Multilingual",
+)
+TASK_TYPES = (
+    "Temporal Perception",
+    "Spatial Perception",
+    "Attribute Perception",
+    "Action Recognition",
+    "Object Recognition",
+    "OCR Problems",
+    "Counting Problem",
+    "Temporal Reasoning",
+    "Spatial Reasoning",
+    "Action Reasoning",
+    "Object Reasoning",
+    "Information Synopsis",
+)
+
+
+def load(annotations: Path, media_root: Path) -> list[EvalItem]:
+    items: list[EvalItem] = []
+    for rec in load_records(annotations):
+        questions = rec.get("questions")
+        if isinstance(questions, list):
+            for k, q in enumerate(questions):
+                items.append(_item(rec.child(q, f"questions[{k}]"), rec, media_root))
+        else:
+            items.append(_item(rec, rec, media_root))
+    check_unique_qids((it.qid for it in items), Path(annotations))
+    return items
+
+
+def _item(q: Record, video: Record, media_root: Path) -> EvalItem:
+    video_id = video.require_text("video_id", "videoID")
+    youtube_id = video.text("videoID", "youtube_id")
+    options = normalise_options(q.require("options", "choices"), q)
+    names = [n for n in (youtube_id, video_id) if n]
+    candidates = [media_root / f"{n}.mp4" for n in names] + [media_root / "data" / f"{n}.mp4" for n in names]
+    return EvalItem(
+        benchmark=NAME,
+        qid=q.require_text("question_id", "qid"),
+        question=q.require_text("question"),
+        options=options,
+        answer=normalise_answer(q.require("answer"), options, q),
+        video=find_media(candidates),
+        audio=None,
+        use_audio=False,
+        meta={
+            "duration": video.text("duration", "duration_category").lower(),
+            "task_type": q.text("task_type"),
+            "domain": video.text("domain", "video_category"),
+            "sub_category": video.text("sub_category", "video_subcategory"),
+        },
+    )
+
+
+BENCHMARK = Benchmark(
+    name=NAME,
+    title="VideoMME",
+    load=load,
+    breakdowns=(
+        Breakdown("duration", "Duration", DURATIONS),
+        Breakdown("task_type", "Task type", TASK_TYPES),
+        Breakdown("domain", "Domain", DOMAINS),
+        Breakdown("sub_category", "Sub-category"),
+    ),
+    aliases=("video-mme", "video_mme", "videomme-v"),
+)

@@ -1,0 +1,128 @@
+"""WorldSense (Hong et al., 2025): real-world omni-modal understanding, 1,662 videos and 3,172 questions.
+
+Official layout (Hugging Face ``honglyhly/WorldSense``; the ``worldsense_videos*.zip`` parts unpack to
+``videos/``)::
+
+    worldsense_qa.json     a JSON object keyed by video id
+    videos/<video_id>.mp4
+
+One entry holds the video's metadata and its questions under ``task0``, ``task1``, ...::
+
+    "<video_id>": {"video_id": "...", "video_duration": "60s", "duration": "1-2min",
+                   "domain": "Daily Life", "sub_category": "Cooking", "audio_class": ["Speech", "Music"],
+                   "video_caption": "...",
+                   "task0": {"question": "...", "candidates": ["A. ...", "B. ...", "C. ...", "D. ..."],
+                             "answer": "B", "task_type": "Audio Recognition", "task_domain": "Recognition"}}
+
+A flat list of question records carrying the same fields (the table VLMEvalKit builds from this file) is
+read too. ``--media-root`` is the ``videos`` folder. ``audio_class`` is multi-label, so a question counts
+in every audio class it lists, as in the paper's per-audio-class table. Ids are ``<video_id>#task<k>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from latentomni.eval.annotations import (
+    QidAllocator,
+    Record,
+    check_unique_qids,
+    find_media,
+    load_records,
+    normalise_answer,
+    normalise_options,
+    parse_seconds,
+)
+from latentomni.eval.benchmarks.base import Benchmark, Breakdown
+from latentomni.eval.items import EvalItem
+
+NAME = "worldsense"
+DURATIONS = ("<1min", "1-2min", "2-4min", "4-6min", "6-8min", ">8min")
+_DURATION_EDGES_MIN = (1, 2, 4, 6, 8)
+DOMAINS = (
+    "Tech & Science",
+    "Culture & Politics",
+    "Daily Life",
+    "Film & TV",
+    "Performance",
+    "Games",
+    "Sports",
+    "Music",
+)
+TASK_DOMAINS = ("Recognition", "Understanding", "Reasoning")
+AUDIO_CLASSES = ("Speech", "Event", "Music")
+
+
+def duration_bucket(bucket: object, seconds: object) -> str:
+    """The official bucket label when given, else one computed from the clip length in seconds."""
+    label = " ".join(str(bucket or "").split()).replace(" ", "")
+    if label:
+        for official in DURATIONS:
+            if label.casefold() == official.casefold():
+                return official
+    s = parse_seconds(seconds)
+    if s is None:
+        s = parse_seconds(bucket)
+    if s is None:
+        return label or "unknown"
+    for edge, name in zip(_DURATION_EDGES_MIN, DURATIONS, strict=False):
+        if s < edge * 60:
+            return name
+    return DURATIONS[-1]
+
+
+def load(annotations: Path, media_root: Path) -> list[EvalItem]:
+    items: list[EvalItem] = []
+    qid = QidAllocator()
+    for rec in load_records(annotations):
+        tasks = [(k, v) for k, v in rec.data.items() if str(k).lower().startswith("task") and isinstance(v, dict)]
+        if tasks:
+            video_id = rec.text("video_id", "video") or rec.key or rec.require_text("video_id")
+            for key, task in tasks:
+                items.append(_item(rec.child(task, str(key)), rec, video_id, f"{video_id}#{key}", media_root))
+        else:
+            video_id = rec.text("video_id", "video") or Path(rec.require_text("video_path")).stem
+            own_id = rec.text("qid", "question_id", "index")
+            items.append(_item(rec, rec, video_id, own_id or qid(video_id), media_root))
+    check_unique_qids((it.qid for it in items), Path(annotations))
+    return items
+
+
+def _item(task: Record, video: Record, video_id: str, qid: str, media_root: Path) -> EvalItem:
+    options = normalise_options(task.require("candidates", "options", "choices"), task, "candidates")
+    answer = normalise_answer(task.require("answer", "correct_option"), options, task)
+    candidates = [media_root / f"{video_id}.mp4"]
+    if video.text("video_path"):
+        candidates.append(media_root / Path(video.text("video_path")).name)
+    return EvalItem(
+        benchmark=NAME,
+        qid=qid,
+        question=task.require_text("question"),
+        options=options,
+        answer=answer,
+        video=find_media(candidates),
+        audio=None,
+        use_audio=True,
+        meta={
+            "task_type": task.text("task_type"),
+            "task_domain": task.text("task_domain"),
+            "domain": video.text("domain"),
+            "audio_class": video.text("audio_class"),
+            "duration": duration_bucket(video.get("duration"), video.get("video_duration")),
+        },
+    )
+
+
+BENCHMARK = Benchmark(
+    name=NAME,
+    title="WorldSense",
+    load=load,
+    breakdowns=(
+        Breakdown("task_type", "Task type"),
+        Breakdown("task_domain", "Task domain", TASK_DOMAINS),
+        Breakdown("domain", "Domain", DOMAINS),
+        Breakdown("audio_class", "Audio class", AUDIO_CLASSES),
+        Breakdown("duration", "Duration", DURATIONS),
+    ),
+    aliases=("world_sense", "world-sense"),
+)

@@ -1,0 +1,72 @@
+"""What every benchmark adapter produces and what every predictor consumes.
+
+The evaluation harness never touches the model: it turns a benchmark's annotation file into ``EvalItem``s,
+hands them to a ``Predictor`` in batches and scores the replies. ``latentomni.inference.LatentOmniPredictor``
+is the real predictor; tests use a scripted one. Keeping this module free of model imports is what lets the
+harness (loading, resuming, scoring, comparing) be tested in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+# A meta value that names several labels (WorldSense tags a question with every audio class it hears)
+# joins them with this separator; a breakdown counts such an item once in each of its groups.
+LABEL_SEP = "|"
+
+ANSWER_INSTRUCTION = (
+    "Think about the question, then finish your reply with the letter of the correct option written in \\boxed{}."
+)
+
+
+@dataclass
+class EvalItem:
+    """One multiple-choice question, normalised to the same shape for every benchmark."""
+
+    benchmark: str
+    qid: str  # unique and stable within the benchmark: resume keys on it
+    question: str
+    options: list[str]  # normalised, "A. text"
+    answer: str  # gold letter, upper case
+    video: Path | None
+    audio: Path | None  # a separate audio file when the benchmark ships one
+    use_audio: bool  # False under VideoMME's vision-only protocol
+    meta: dict[str, str] = field(default_factory=dict)  # breakdown keys (task_type, duration_bucket, ...)
+
+    @property
+    def letters(self) -> list[str]:
+        """The option letters in order ("A", "B", ...)."""
+        return [chr(ord("A") + i) for i in range(len(self.options))]
+
+    def missing_media(self) -> list[Path]:
+        """Media files the item names that are not on disk (the runner reports these instead of predicting)."""
+        return [p for p in (self.video, self.audio) if p is not None and not p.is_file()]
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Anything that answers ``EvalItem``s. The harness only needs these two methods."""
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that changes a reply (model, fps, frames, pixels, audio-in-video, system prompt,
+        decoding, K, ...). Saved beside the results, and compared on resume so that one predictions file
+        never mixes two configurations; it must therefore be JSON-serialisable and deterministic."""
+        ...
+
+    def predict(self, items: list[EvalItem]) -> list[dict[str, Any]]:
+        """One dict per item, in order, at least ``{"reply": str}``; extra keys (e.g. ``n_latent_blocks``)
+        are stored with the prediction."""
+        ...
+
+
+def render_question(item: EvalItem) -> str:
+    """The user text for ``item``: the question, the options one per line, and the answer instruction.
+
+    Every benchmark goes through this one function so that a score difference between benchmarks is never
+    a prompt difference; the instruction asks for ``\\boxed{}`` because that is what ``answer.extract_choice``
+    reads first and what the training targets end with.
+    """
+    lines = [item.question.strip(), *item.options, ANSWER_INSTRUCTION]
+    return "\n".join(lines)
