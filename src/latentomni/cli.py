@@ -7,9 +7,9 @@ import argparse
 import importlib
 import sys
 
-# (module, description) of every area that contributes sub-commands, in help order.
+# Every area that contributes sub-commands, in help order.
 AREAS = [
-    "latentomni.model.cli",
+    "latentomni.inference",
     "latentomni.train.cli",
     "latentomni.eval.cli",
     "latentomni.analysis.cli",

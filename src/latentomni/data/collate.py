@@ -208,6 +208,7 @@ class SampleEncoder:
                 sample.video.video if sample.video else sample.audio.audio,
                 f"sample {sample.id}: latent window [{part.start}, {part.end}) s of segment {part.segment} "
                 f"lies outside the media ({duration:.2f} s)",
+                kind="window outside media",
             )
         return (max(start, 0.0), min(end, duration) if duration is not None else end)
 

@@ -22,9 +22,11 @@ AUDIO_SAMPLE_RATE = 16000
 class MediaError(Exception):
     """A media file that cannot serve a sample: missing, corrupt, no such stream, window outside it."""
 
-    def __init__(self, path: str | Path, reason: str):
+    def __init__(self, path: str | Path, reason: str, kind: str | None = None):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = str(path), reason
+        # A short, countable category for dataset reports ("no audio track", "cannot open media", ...).
+        self.kind = kind or reason.split(" (")[0]
 
 
 @dataclass

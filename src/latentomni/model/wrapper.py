@@ -86,7 +86,9 @@ class LatentOmniModel(nn.Module):
     def save_pretrained(self, path: str | Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.thinker.save_pretrained(str(path))
+        from ..train.lora import merged_state_dict  # LoRA runs save merged weights
+
+        self.thinker.save_pretrained(str(path), state_dict=merged_state_dict(self.thinker))
         self.processor.save_pretrained(str(path))
         meta = {"latent": self.latent.model_dump(), "token_ids": vars(self.token_ids), "format": 1}
         (path / CONFIG_NAME).write_text(json.dumps(meta, indent=2))

@@ -1,0 +1,218 @@
+"""`make bench`: performance ratios of the latent machinery, measured in one process on the tiny model.
+
+Ratios, not absolute times, so the numbers mean the same on a laptop and in CI:
+
+* ``train_step_ratio``  full LatentOmni step (anchors, L_text + L_latent + L_sync, backward) divided by a
+  plain cross-entropy step of the unmodified thinker over the identical token sequence (target <= 1.15).
+* ``decode_ratio``      steps/s of decoding that contains a 40-latent block divided by steps/s of plain text
+  decoding of equal length, both KV-cached (target >= 0.95).
+* ``batch8_speedup``    latent decoding throughput at batch 8 divided by batch 1 (target >= 4).
+
+Each timing is the median of interleaved repeats after a warm-up. Results go to ``--out`` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {"train_step_ratio": ("<=", 1.15), "decode_ratio": (">=", 0.95), "batch8_speedup": (">=", 4.0)}
+
+
+def _setup(workdir: Path):
+    from latentomni.config import LatentConfig
+    from latentomni.data.collate import MediaSettings, SampleEncoder, collate
+    from latentomni.data.render import render_av, tone
+    from latentomni.data.schema import parse_sample
+    from latentomni.model.tiny import build_tiny_base
+    from latentomni.model.wrapper import LatentOmniModel
+
+    rng = np.random.default_rng(0)
+    frames = (rng.random((16, 56, 56, 3)) * 255).astype(np.uint8)
+    render_av(workdir / "clip.mp4", frames, 4, np.concatenate([tone(440 * (1 + i), 1.0, 44100) for i in range(4)]))
+    build_tiny_base(workdir / "base")
+    model = LatentOmniModel.from_base(workdir / "base", LatentConfig())
+    enc = SampleEncoder(model.processor, model.latent, model.token_ids, MediaSettings(max_pixels=56 * 56))
+    reasoning = "I listen for the high tone and look at what is on screen when it sounds. " * 3
+
+    def sample(i: int) -> dict:
+        return {"id": f"b{i}", "messages": [
+            {"role": "user", "content": [{"type": "video", "video": "clip.mp4"},
+                                         {"type": "text", "text": "What colour is on screen at the high tone?"}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": reasoning},
+                {"type": "latent", "segment": 1, "start": 1.0 * (i % 2), "end": 2.0 + (i % 2)},
+                {"type": "text", "text": reasoning + " \\boxed{B}"}]}], "answer": "B"}
+
+    samples = [parse_sample(sample(i)) for i in range(8)]
+    pad = model.processor.tokenizer.pad_token_id
+    train = collate([enc.encode(s, workdir) for s in samples[:4]], pad)
+    prompts = collate([enc.encode(s, workdir, for_generation=True) for s in samples], pad, padding_side="left")
+    return model, train, prompts
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_train(model, batch, repeats: int) -> dict:
+    model.train()
+
+    def latent_step():
+        model.zero_grad(set_to_none=True)
+        model(**batch).loss.backward()
+
+    plain_inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values_videos", "video_grid_thw",
+                                          "video_second_per_grid", "input_features", "feature_attention_mask")}
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+
+    def plain_step():
+        model.zero_grad(set_to_none=True)
+        model.thinker.model.rope_deltas = None
+        out = model.thinker(**plain_inputs, labels=labels, use_audio_in_video=True, use_cache=False)
+        out.loss.backward()
+
+    for _ in range(2):
+        latent_step()
+        plain_step()
+    lat, plain = [], []
+    for _ in range(repeats):  # interleave so drifts in machine load hit both alike
+        lat.append(_median_time(latent_step, 1))
+        plain.append(_median_time(plain_step, 1))
+    return {"train_step_ratio": statistics.median(lat) / statistics.median(plain),
+            "train_step_latent_s": statistics.median(lat), "train_step_plain_s": statistics.median(plain)}
+
+
+def bench_decode(model, prompts, repeats: int, steps: int = 48) -> dict:
+    from latentomni.model.generate import GenerationConfig, generate
+
+    model.eval()
+    k = model.latent.num_latents
+    one = _subset(prompts, [0])
+    cfg = GenerationConfig(max_new_tokens=steps)
+
+    def ban(step, logits):  # no trigger, no end of turn: every run decodes exactly `steps` positions
+        logits[:, model.token_ids.start] = float("-inf")
+        eos = model.processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        logits[:, eos] = float("-inf")
+        return logits
+
+    def latent_force_noeos(step, logits):  # the trigger at step 2, then K latents, then text
+        logits = ban(step, logits)
+        if step == 2:
+            logits[:, model.token_ids.start] = 1e4
+        return logits
+
+    def run(batch, proc):
+        return generate(model, batch, cfg, logits_processor=proc)
+
+    check = run(one, latent_force_noeos)
+    assert check.num_blocks == [1] and check.sequences.shape[1] == steps, "benchmark must decode one full block"
+    for _ in range(2):
+        run(one, latent_force_noeos)
+        run(one, ban)
+    lat, txt, b8 = [], [], []
+    for _ in range(repeats):
+        lat.append(_median_time(lambda: run(one, latent_force_noeos), 1))
+        txt.append(_median_time(lambda: run(one, ban), 1))
+        b8.append(_median_time(lambda: run(prompts, latent_force_noeos), 1))
+    t_lat, t_txt, t_b8 = statistics.median(lat), statistics.median(txt), statistics.median(b8)
+    n8 = prompts["input_ids"].shape[0]
+    return {
+        "decode_ratio": (steps / t_lat) / (steps / t_txt),
+        "decode_latent_steps_per_s": steps / t_lat,
+        "decode_text_steps_per_s": steps / t_txt,
+        "batch8_speedup": (n8 * steps / t_b8) / (steps / t_lat),
+        "latent_block_size": k,
+        "decode_steps": steps,
+    }
+
+
+def _subset(batch: dict, rows: list[int]) -> dict:
+    """Rows of a collated prompt batch, with their media, trimmed of columns that are padding for all."""
+    out = dict(batch)
+    idx = torch.tensor(rows)
+    for key in ("input_ids", "attention_mask", "labels", "slot_index"):
+        if key in out:
+            out[key] = out[key][idx]
+    keep = out["attention_mask"].bool().any(0)
+    for key in ("input_ids", "attention_mask", "labels", "slot_index"):
+        if key in out:
+            out[key] = out[key][:, keep]
+    vids = [i for i, o in enumerate(batch["video_owner"].tolist()) if o in rows]
+    grid = batch["video_grid_thw"]
+    sizes = grid.prod(-1).tolist()
+    starts = np.cumsum([0, *sizes])
+    out["pixel_values_videos"] = torch.cat([batch["pixel_values_videos"][starts[i]:starts[i + 1]] for i in vids])
+    out["video_grid_thw"] = grid[vids]
+    out["video_second_per_grid"] = batch["video_second_per_grid"][vids]
+    out["video_owner"] = torch.arange(len(vids))
+    auds = [i for i, o in enumerate(batch["audio_owner"].tolist()) if o in rows]
+    out["input_features"] = batch["input_features"][auds]
+    out["feature_attention_mask"] = batch["feature_attention_mask"][auds]
+    out["audio_owner"] = torch.arange(len(auds))
+    out["sample_ids"] = [batch["sample_ids"][i] for i in rows]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "results.json"))
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--skip-synth", action="store_true", help="skip the data-pipeline benchmarks")
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    results: dict = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
+                                 "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}}
+    with tempfile.TemporaryDirectory() as tmp:
+        model, train, prompts = _setup(Path(tmp))
+        results.update(bench_train(model, train, args.repeats))
+        results.update(bench_decode(model, prompts, args.repeats))
+    if not args.skip_synth:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        try:
+            import synth_bench
+        except ImportError:
+            synth_bench = None
+        if synth_bench is not None:
+            for name in ("synth_efficiency", "synth_vllm_efficiency"):
+                fn = getattr(synth_bench, name, None)
+                if fn is not None:
+                    try:
+                        results.update(fn())
+                    except Exception as e:  # a missing server is reported, not fatal
+                        results[f"{name}_error"] = f"{type(e).__name__}: {e}"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"{'metric':<24}{'value':>10}   target")
+    for key, value in results.items():
+        if isinstance(value, float):
+            op, target = TARGETS.get(key, ("", None))
+            verdict = ""
+            if target is not None:
+                ok = value <= target if op == "<=" else value >= target
+                verdict = f"{op} {target}  {'met' if ok else 'NOT met'}"
+            print(f"{key:<24}{value:>10.3f}   {verdict}")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Training with the Hugging Face Trainer: distributed set-ups (DDP, DeepSpeed ZeRO-2/3, FSDP through an
+accelerate config), mixed precision, gradient accumulation, checkpoint rotation and resume are the Trainer's;
+this module adds the LatentOmni loss with per-term logging and checkpoints that load with
+``LatentOmniModel.from_pretrained``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from transformers import Qwen2_5OmniThinkerForConditionalGeneration, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..data.collate import SampleEncoder
+from ..inference import resolve_dtype
+from ..model.wrapper import CONFIG_NAME, PARAMS_NAME, LatentOmniModel
+from .config import TrainConfig
+from .data import Collator, LatentDataset
+
+log = logging.getLogger(__name__)
+LOSS_TERMS = ("loss_text", "loss_latent", "loss_sync")
+
+
+class LatentOmniTrainer(Trainer):
+    """Trainer whose loss is Eq. 7, logged term by term (``loss_text``, ``loss_latent``, ``loss_sync``,
+    ``temperature``) at every logging step, and whose checkpoints are LatentOmni checkpoints."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._terms: dict[str, list[float]] = defaultdict(list)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = model(**inputs)
+        for name in LOSS_TERMS:
+            self._terms[name].append(float(getattr(out, name).detach()))
+        self._terms["temperature"].append(float(self._unwrap().log_temperature.detach().exp()))
+        return (out.loss, out) if return_outputs else out.loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs and self._terms:
+            for name, values in self._terms.items():
+                logs[name] = round(sum(values) / len(values), 6)
+            self._terms.clear()
+        super().log(logs, *args, **kwargs)
+
+    def _unwrap(self) -> LatentOmniModel:
+        model = self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model
+        return model
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        self._unwrap().save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        load_weights(model or self._unwrap(), resume_from_checkpoint)
+
+
+def load_weights(model: LatentOmniModel, ckpt: str | Path) -> None:
+    """Load a LatentOmni checkpoint's weights into an already built model (used on resume).
+
+    The checkpoint is read by transformers' own loader (it owns the on-disk key names). With LoRA, the
+    checkpoint holds merged weights: they become the base weights and the adapters restart at zero, which
+    leaves the function the model computes unchanged.
+    """
+    ckpt = Path(ckpt)
+    if not (ckpt / CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"{ckpt} is not a LatentOmni checkpoint (no {CONFIG_NAME})")
+    saved = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(str(ckpt), dtype=model.thinker.dtype)
+    source = saved.state_dict()
+    target = model.thinker.state_dict()
+    with torch.no_grad():
+        for key, tensor in target.items():
+            if "lora_" in key:
+                if "lora_B" in key:
+                    tensor.zero_()
+                continue
+            plain = key.replace(".base_layer.", ".")
+            if plain not in source:
+                raise RuntimeError(f"{ckpt}: no weight for {plain}")
+            tensor.copy_(source[plain])
+    if (ckpt / PARAMS_NAME).is_file():
+        model.log_temperature.data.copy_(load_file(str(ckpt / PARAMS_NAME))["log_temperature"])
+
+
+def build_model(cfg: TrainConfig) -> LatentOmniModel:
+    """The model a config describes: from a LatentOmni checkpoint (its latent settings replaced by the
+    config's) or from a plain Qwen2.5-Omni thinker, then frozen per the recipe."""
+    dtype = resolve_dtype(cfg.model.dtype)
+    base = Path(cfg.model.base)
+    if (base / CONFIG_NAME).is_file():
+        model = LatentOmniModel.from_pretrained(base, dtype=dtype, attn_implementation=cfg.model.attn_implementation)
+        model.latent = cfg.latent
+        model.log_temperature.data.fill_(float(torch.tensor(cfg.latent.init_temperature).log()))
+    else:
+        model = LatentOmniModel.from_base(base, cfg.latent, dtype=dtype,
+                                          attn_implementation=cfg.model.attn_implementation)
+    t = cfg.training
+    inner = model.thinker.model
+    for module, frozen in ((inner.visual, t.freeze_vision), (inner.audio_tower, t.freeze_audio),
+                           (inner.language_model, t.freeze_llm)):
+        for p in module.parameters():
+            p.requires_grad_(not frozen)
+    if t.lora.enabled:
+        from .lora import add_lora
+        add_lora(model, t.lora)
+    return model
+
+
+def make_encoder(model: LatentOmniModel, cfg: TrainConfig) -> SampleEncoder:
+    c = model.config
+    return SampleEncoder(model.processor, model.latent, model.token_ids, cfg.data.media,
+                         system_prompt=cfg.data.system_prompt, position_id_per_seconds=c.position_id_per_seconds,
+                         seconds_per_chunk=c.seconds_per_chunk)
+
+
+def training_arguments(cfg: TrainConfig) -> TrainingArguments:
+    t = cfg.training
+    bf16 = (torch.cuda.is_available() and torch.cuda.is_bf16_supported()) if t.bf16 == "auto" else t.bf16
+    return TrainingArguments(
+        output_dir=t.output_dir, num_train_epochs=t.num_train_epochs, max_steps=t.max_steps,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps, learning_rate=t.learning_rate,
+        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, lr_scheduler_type=t.lr_scheduler_type,
+        max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit, seed=t.seed, bf16=bf16, report_to=t.report_to,
+        dataloader_num_workers=t.dataloader_num_workers, remove_unused_columns=False, deepspeed=t.deepspeed,
+        disable_tqdm=t.disable_tqdm,
+    )
+
+
+def train(cfg: TrainConfig, resume: str | bool | None = None) -> dict:
+    """Run one training job; returns the final metrics. ``resume``: a checkpoint path, or True for the
+    newest checkpoint in ``output_dir``."""
+    out = Path(cfg.training.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    model = build_model(cfg)
+    if cfg.training.gradient_checkpointing:
+        model.thinker.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    dataset = LatentDataset(cfg.data.train_file, make_encoder(model, cfg), cfg.data.variant, cfg.data.fail_fast,
+                            cfg.data.max_samples, cfg.data.cache_encoded, skipped_log=out / "skipped.jsonl")
+    trainer = LatentOmniTrainer(model=model, args=training_arguments(cfg), train_dataset=dataset,
+                                data_collator=Collator(model.processor.tokenizer.pad_token_id))
+    checkpoint = None
+    if resume is True:
+        checkpoint = get_last_checkpoint(str(out))
+        if checkpoint is None:
+            log.warning("no checkpoint in %s to resume from; starting fresh", out)
+    elif resume:
+        checkpoint = str(resume)
+    resumed_at = None
+    if checkpoint is not None:
+        resumed_at = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"]
+        log.info("resuming from %s (step %d)", checkpoint, resumed_at)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(str(out))
+    trainer.save_state()
+    metrics = dict(result.metrics) | {"global_step": trainer.state.global_step, "skipped": dict(dataset.skipped),
+                                      "train_samples": len(dataset), "resumed_from": checkpoint,
+                                      "resumed_at_step": resumed_at}
+    (out / "train_results.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
