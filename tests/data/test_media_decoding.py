@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from conftest import SEGMENT_COLOURS, encode_batch, make_sample
 from latentomni.data.media import MediaError, decode_audio, decode_video, probe_duration
+from lo_testing import SEGMENT_COLOURS, encode_batch, make_sample
 
 
 def test_video_frames_are_sampled_at_fps_within_the_pixel_budget(clip_dir):

@@ -2,9 +2,9 @@
 
 import torch
 
-from conftest import encode_batch, make_sample
 from latentomni.data.collate import IGNORE_INDEX
 from latentomni.model.wrapper import LatentOmniModel
+from lo_testing import encode_batch, make_sample
 
 
 def _two_samples():

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from conftest import encode_batch, make_sample
 from latentomni.model.generate import GenerationConfig, generate
 from latentomni.model.ospe import latent_position_offsets
+from lo_testing import encode_batch, make_sample
 
 
 def _prompts(model, clip_dir):

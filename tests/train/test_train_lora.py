@@ -2,10 +2,10 @@
 
 import torch
 
-from conftest import encode_batch, make_sample
 from latentomni.model.wrapper import LatentOmniModel
 from latentomni.train.config import LoraSection
 from latentomni.train.lora import add_lora
+from lo_testing import encode_batch, make_sample
 
 
 def test_lora_trains_adapters_only_and_saves_merged(model, clip_dir, tmp_path):

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from conftest import make_sample
 from latentomni.model.wrapper import LatentOmniModel
+from lo_testing import make_sample
 
 
 @pytest.fixture

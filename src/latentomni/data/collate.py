@@ -14,6 +14,7 @@ in 2-second chunks when ``use_audio_in_video``), using the processor's own piece
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -77,15 +78,36 @@ class SampleEncoder:
     feature extractor, tokenizer) and the latent config."""
 
     def __init__(self, processor, latent: LatentConfig, token_ids: LatentTokenIds, media: MediaSettings,
-                 system_prompt: str | None = None, position_id_per_seconds: int = 25, seconds_per_chunk: float = 2.0):
+                 system_prompt: str | None = None, position_id_per_seconds: int = 25, seconds_per_chunk: float = 2.0,
+                 media_cache_size: int = 0):
         self.processor, self.latent, self.ids, self.media = processor, latent, token_ids, media
         self.tokenizer = processor.tokenizer
         self.system_prompt = system_prompt
         # TMRoPE's time scale, from the thinker config: decides how video and audio tokens interleave.
         self.position_id_per_seconds, self.seconds_per_chunk = position_id_per_seconds, seconds_per_chunk
+        # Many questions share one clip: decoding + feature extraction cost more than a tiny model's step,
+        # so processed media are kept in a small LRU keyed by file, clip window and settings.
+        self._media_cache: OrderedDict[tuple, tuple[dict, dict]] = OrderedDict()
+        self.media_cache_size = media_cache_size
 
     # -- media ------------------------------------------------------------------------------------------
     def _media(self, sample: TrainingSample, base_dir: Path) -> tuple[dict, dict]:
+        if not self.media_cache_size:
+            return self._decode_media(sample, base_dir)
+        v, a = sample.video, sample.audio
+        key = (str(resolve_media(v.video, base_dir)) if v else None, v.video_start if v else None,
+               v.video_end if v else None, str(resolve_media(a.audio, base_dir)) if a else None,
+               self.media.model_dump_json())
+        if key in self._media_cache:
+            self._media_cache.move_to_end(key)
+            return self._media_cache[key]
+        value = self._decode_media(sample, base_dir)
+        self._media_cache[key] = value
+        if len(self._media_cache) > self.media_cache_size:
+            self._media_cache.popitem(last=False)
+        return value
+
+    def _decode_media(self, sample: TrainingSample, base_dir: Path) -> tuple[dict, dict]:
         """Decode media; returns (tensors, token strings replacing <|VIDEO|> / <|AUDIO|>)."""
         tensors: dict = {}
         repl: dict = {}

@@ -31,6 +31,7 @@ class DataSection(_Strict):
     fail_fast: bool = False  # raise on the first bad sample instead of skipping and counting it
     max_samples: int | None = Field(default=None, ge=1)
     cache_encoded: bool = False  # keep encoded samples in memory (small datasets, many epochs)
+    media_cache_size: int = Field(default=64, ge=0)  # processed clips kept in memory (questions share clips)
 
 
 class LoraSection(_Strict):
