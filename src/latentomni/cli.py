@@ -15,6 +15,7 @@ AREAS = [
     "latentomni.analysis.cli",
     "latentomni.synth.cli",
     "latentomni.data.cli",
+    "latentomni.demo.cli",
 ]
 
 

@@ -67,6 +67,7 @@ class TrainingSection(_Strict):
     dataloader_num_workers: int = Field(default=0, ge=0)
     deepspeed: str | None = None  # a DeepSpeed JSON (ZeRO-2/3); FSDP comes from the accelerate config
     disable_tqdm: bool = False
+    max_minutes: float | None = Field(default=None, gt=0)  # stop (and save) once this much wall time has passed
 
 
 class TrainConfig(_Strict):

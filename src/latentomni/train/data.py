@@ -22,17 +22,33 @@ from ..data.schema import TrainingSample, iter_samples, resolve_media
 log = logging.getLogger(__name__)
 
 
-def probe_sample(sample: TrainingSample, base_dir: Path, use_audio_in_video: bool) -> None:
-    """Raise :class:`MediaError` if the sample's media cannot serve it (cheap: headers, audio presence)."""
+def probe_sample(sample: TrainingSample, base_dir: Path, use_audio_in_video: bool,
+                 seen: dict[tuple, float | MediaError] | None = None) -> None:
+    """Raise :class:`MediaError` if the sample's media cannot serve it (cheap: headers, audio presence).
+    ``seen`` memoises per file, since many questions share one clip."""
+    seen = {} if seen is None else seen
+
+    def probe(path: Path, need_audio: bool) -> float:
+        key = (str(path), need_audio)
+        if key not in seen:
+            try:
+                d = probe_duration(path)
+                if need_audio:
+                    decode_audio(path, start=0.0, end=min(d, 0.5) if d == d else 0.5)
+                seen[key] = d
+            except MediaError as e:
+                seen[key] = e
+        if isinstance(seen[key], MediaError):
+            raise seen[key]
+        return seen[key]
+
     duration = None
     if sample.video is not None:
         path = resolve_media(sample.video.video, base_dir)
-        duration = probe_duration(path)
-        if use_audio_in_video and sample.audio is None:
-            decode_audio(path, start=0.0, end=min(duration, 0.5) if duration == duration else 0.5)
+        duration = probe(path, use_audio_in_video and sample.audio is None)
     if sample.audio is not None:
         path = resolve_media(sample.audio.audio, base_dir)
-        duration = duration or probe_duration(path)
+        duration = duration or probe(path, False)
     offset = (sample.video.video_start or 0.0) if sample.video is not None else 0.0
     for block in sample.latent_blocks:
         if duration is not None and duration == duration and block.start - offset >= duration:
@@ -49,11 +65,12 @@ class LatentDataset(Dataset):
         self.samples: list[TrainingSample] = []
         self.skipped: Counter[str] = Counter()
         skipped_rows = []
+        probed: dict = {}
         for sample in iter_samples(self.path):
             if max_samples is not None and len(self.samples) >= max_samples:
                 break
             try:
-                probe_sample(sample, self.base_dir, encoder.media.use_audio_in_video)
+                probe_sample(sample, self.base_dir, encoder.media.use_audio_in_video, probed)
             except MediaError as e:
                 if fail_fast:
                     raise

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from transformers import Qwen2_5OmniThinkerForConditionalGeneration, Trainer, TrainingArguments
+from transformers import Qwen2_5OmniThinkerForConditionalGeneration, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.collate import SampleEncoder
@@ -59,6 +60,20 @@ class LatentOmniTrainer(Trainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         load_weights(model or self._unwrap(), resume_from_checkpoint)
+
+
+class TimeLimit(TrainerCallback):
+    """Stop cleanly (the Trainer saves the final model) once ``max_minutes`` of wall time have passed."""
+
+    def __init__(self, max_minutes: float):
+        self.deadline = time.time() + 60 * max_minutes
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.time() > self.deadline:
+            log.warning("time limit reached at step %d; stopping", state.global_step)
+            control.should_training_stop = True
+            control.should_save = True
+        return control
 
 
 def load_weights(model: LatentOmniModel, ckpt: str | Path) -> None:
@@ -134,7 +149,7 @@ def training_arguments(cfg: TrainConfig) -> TrainingArguments:
     )
 
 
-def train(cfg: TrainConfig, resume: str | bool | None = None) -> dict:
+def train(cfg: TrainConfig, resume: str | bool | None = None, callbacks: list | None = None) -> dict:
     """Run one training job; returns the final metrics. ``resume``: a checkpoint path, or True for the
     newest checkpoint in ``output_dir``."""
     out = Path(cfg.training.output_dir)
@@ -146,7 +161,10 @@ def train(cfg: TrainConfig, resume: str | bool | None = None) -> dict:
     dataset = LatentDataset(cfg.data.train_file, make_encoder(model, cfg), cfg.data.variant, cfg.data.fail_fast,
                             cfg.data.max_samples, cfg.data.cache_encoded, skipped_log=out / "skipped.jsonl")
     trainer = LatentOmniTrainer(model=model, args=training_arguments(cfg), train_dataset=dataset,
-                                data_collator=Collator(model.processor.tokenizer.pad_token_id))
+                                data_collator=Collator(model.processor.tokenizer.pad_token_id),
+                                callbacks=list(callbacks or []))
+    if cfg.training.max_minutes is not None:
+        trainer.add_callback(TimeLimit(cfg.training.max_minutes))
     checkpoint = None
     if resume is True:
         checkpoint = get_last_checkpoint(str(out))
