@@ -177,3 +177,20 @@ def test_every_recorded_drop_reason_is_explained(finished_run):
 
     seen = {r for s in finished_run["summaries"].values() for r in s.dropped}
     assert seen <= set(DROP_REASONS)
+
+
+def test_assembled_samples_load_and_train_in_the_trainer(finished_run, tiny_base_dir, tmp_path):
+    from latentomni.train.config import TrainConfig
+    from latentomni.train.trainer import train
+
+    cfg = TrainConfig.model_validate({
+        "model": {"base": str(tiny_base_dir), "dtype": "float32"},
+        "latent": {"num_latents": 8, "num_visual": 6, "num_audio": 2},
+        "data": {"train_file": str(finished_run["cfg"].run_dir / "train.jsonl"), "fail_fast": True,
+                 "media": {"max_pixels": 3136}},
+        "training": {"output_dir": str(tmp_path / "out"), "max_steps": 2, "per_device_train_batch_size": 2,
+                     "learning_rate": 1e-4, "report_to": [], "disable_tqdm": True, "save_steps": 100},
+    })
+    metrics = train(cfg)
+    assert metrics["global_step"] == 2 and metrics["train_samples"] == EXPECTED_IO["assemble"][1]
+    assert metrics["skipped"] == {}
