@@ -38,7 +38,9 @@ RECIPE = {
     "world": {"n_train_clips": 800, "n_test_clips": 60, "seed": 1000, "probes_per_clip": 6},
     "model": {"hidden": 128, "layers": 4, "heads": 4, "vision_hidden": 64, "audio_hidden": 64},
     "training": {"max_steps": 4000, "per_device_train_batch_size": 8, "learning_rate": 1.0e-3,
-                 "warmup_ratio": 0.02, "lr_scheduler_type": "cosine", "weight_decay": 0.0},
+                 "warmup_ratio": 0.02, "lr_scheduler_type": "cosine", "weight_decay": 0.0,
+                 # from a random init every tower must learn; the post-training recipe freezes vision later
+                 "freeze_vision": False, "freeze_audio": False},
 }
 
 

@@ -1,0 +1,47 @@
+"""The embedded default end to end: `make base`'s code path on a tiny budget, and `latentomni demo --quick`."""
+
+import json
+
+from latentomni.demo import base as base_mod
+from latentomni.demo.base import ASSET_DIR, sha256
+from latentomni.model.wrapper import LatentOmniModel
+
+
+def test_committed_base_checkpoint_matches_its_recipe_hash():
+    recipe = json.loads((ASSET_DIR / "recipe.json").read_text())
+    assert recipe["sha256"]["model.safetensors"] == sha256(ASSET_DIR / "model.safetensors")
+    assert (ASSET_DIR / "model.safetensors").stat().st_size < 8 * 2**20, "a few MB, as committed"
+    model = LatentOmniModel.from_pretrained(ASSET_DIR)
+    assert not model.latent.latent_mode
+    assert {"visual_accuracy", "audio_accuracy"} <= recipe["perception"].keys()
+
+
+def test_pretrain_base_writes_a_loadable_checkpoint_with_recipe(tmp_path, monkeypatch):
+    recipe = json.loads(json.dumps(base_mod.RECIPE))
+    recipe["world"].update(n_train_clips=6, n_test_clips=2)
+    monkeypatch.setattr(base_mod, "RECIPE", recipe)
+    report = base_mod.pretrain_base(tmp_path / "out", tmp_path / "work", max_steps=3, max_minutes=5, workers=1)
+    assert report["steps_trained"] == 3
+    saved = json.loads((tmp_path / "out" / "recipe.json").read_text())
+    assert saved["sha256"]["model.safetensors"] == sha256(tmp_path / "out" / "model.safetensors")
+    assert saved["perception"]["segments"] > 0
+    LatentOmniModel.from_pretrained(tmp_path / "out")
+
+
+def test_quick_demo_runs_every_variant_and_writes_the_report(tmp_path, capsys):
+    from latentomni.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {"latent", "text_cot", "vanilla", "base (no post-training)"} <= results["variants"].keys()
+    for row in results["variants"].values():
+        lo, hi = row["all"]["ci95"]
+        assert 0 <= lo <= row["all"]["accuracy"] <= hi <= 1 and row["all"]["n"] > 0
+        assert row["unseen_types"]["n"] > 0 and row["seen_types"]["n"] > 0
+    assert {"audio zeroed", "video zeroed"} <= results["controls"].keys()
+    assert all(len(points) >= 2 for points in results["learning_curves"].values())
+    for name in ("accuracy.png", "learning_curves.png", "results.md"):
+        assert (out / name).stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "| latent |" in printed and "Controls for the best variant" in printed
