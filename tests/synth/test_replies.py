@@ -98,6 +98,8 @@ def test_plain_text_only_where_allowed():
         parse_reply("One. Two. Three. Four. Five. Six.", CaptionReply)
     with pytest.raises(ReplyInvalid):
         parse_reply("consistent, looks fine", AuditReply)
+    with pytest.raises(ReplyInvalid, match="no JSON"):  # the server was asked for JSON
+        parse_reply("A ball falls. A bell rings.", CaptionReply, plain_text=False)
 
 
 def test_strict_schema_closes_every_object_and_requires_every_field():
@@ -111,3 +113,12 @@ def test_strict_schema_closes_every_object_and_requires_every_field():
     assert len(schema["$defs"]["Category"]["enum"]) == 10
     assert schema["$defs"]["Modality"]["enum"] == ["AV-Strong", "Video-Strong", "Audio-Strong"]
     assert strict_json_schema(MCQReply)["$defs"]["OptionLetter"]["enum"] == ["A", "B", "C", "D"]
+
+
+def test_schema_sent_to_the_server_has_no_string_lengths_but_replies_keep_them():
+    # xgrammar rejects every escape inside a length-bounded string: "\\boxed{...}" would be impossible
+    for model in (OpenQAReply, MCQReply, TrajectoryReply, CaptionReply):
+        text = json.dumps(strict_json_schema(model))
+        assert "minLength" not in text and "maxLength" not in text, model.__name__
+    with pytest.raises(ReplyInvalid, match="trajectory"):
+        parse_reply('{"trajectory": "   "}', TrajectoryReply)

@@ -76,11 +76,13 @@ class TrafficStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     by_call: dict[str, int] = field(default_factory=dict)
+    by_url: dict[str, int] = field(default_factory=dict)  # shows whether round-robin reached every replica
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests_sent": self.requests_sent, "cache_hits": self.cache_hits, "retries": self.retries,
                 "repair_turns": self.repair_turns, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "requests_by_call": dict(self.by_call)}
+                "completion_tokens": self.completion_tokens, "requests_by_call": dict(self.by_call),
+                "requests_by_url": dict(self.by_url)}
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,7 @@ class LLMClient:
                 async with self._semaphores[endpoint]:
                     self.stats.requests_sent += 1
                     self.stats.by_call[call.name] = self.stats.by_call.get(call.name, 0) + 1
+                    self.stats.by_url[url] = self.stats.by_url.get(url, 0) + 1
                     completion = await client.post("/chat/completions", body=params, cast_to=ChatCompletion)
             except _FATAL as e:
                 raise SynthError(
@@ -320,8 +323,10 @@ class LLMClient:
                 self.stats.repair_turns += 1
             params = self.build_params(call, conversation, reply_model)
             response = await self._complete(call, params, schema_digest(reply_model))
+            # bare text stands for the reply only where no JSON was asked for and nothing was cut off
+            plain_text = "response_format" not in params and response.finish_reason != "length"
             try:
-                reply = parse_reply(response.content, reply_model)
+                reply = parse_reply(response.content, reply_model, plain_text=plain_text)
                 verdict = check(reply) if check is not None else None
                 if verdict is not None:
                     raise ReplyInvalid(*verdict)

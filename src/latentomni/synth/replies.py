@@ -282,6 +282,11 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema in the 'strict' shape structured-output servers expect: every object
     closed (``additionalProperties: false``) and every property required.
 
+    String lengths (``minLength``/``maxLength``) are left out: xgrammar 0.2.8, vLLM's default backend,
+    compiles a string with either bound into a rule that admits no escape sequence, so a constrained
+    reply could never hold ``\\boxed{...}``, a newline or a quote (found against a real vLLM server).
+    :func:`parse_reply` still enforces the lengths.
+
     Cached per model (generating it costs ~2 ms, once per request otherwise); treat it as read-only."""
     schema = copy.deepcopy(model.model_json_schema())
 
@@ -290,6 +295,9 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
             if node.get("type") == "object" and "properties" in node:
                 node["additionalProperties"] = False
                 node["required"] = list(node["properties"])
+            if node.get("type") == "string":
+                node.pop("minLength", None)
+                node.pop("maxLength", None)
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -380,18 +388,23 @@ def _short(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_reply(text: str | None, model: type[R]) -> R:
-    """Parse and validate one reply; raises :class:`ReplyInvalid` saying what is wrong."""
+def parse_reply(text: str | None, model: type[R], *, plain_text: bool = True) -> R:
+    """Parse and validate one reply; raises :class:`ReplyInvalid` saying what is wrong.
+
+    ``plain_text=False`` turns off the bare-text reading of :attr:`Reply.plain_text_field`: when the
+    server was told to answer in JSON, or cut the reply off at max_tokens, text without a JSON object is
+    a broken reply, not a caption (seen with vLLM: a truncated ``{"caption": "...`` would otherwise
+    become a caption that starts with ``{"caption"``)."""
     if text is None or not text.strip():
         raise ReplyInvalid("invalid_reply", "empty reply")
     try:
         obj = extract_json(text)
     except ValueError:
-        if model.plain_text_field is None:
+        if model.plain_text_field is None or not plain_text:
             raise ReplyInvalid("invalid_reply", "reply holds no JSON object") from None
         obj = {model.plain_text_field: _THINK.sub("", text).strip()}
     if not isinstance(obj, dict):
-        if model.plain_text_field is not None and isinstance(obj, str):
+        if model.plain_text_field is not None and plain_text and isinstance(obj, str):
             obj = {model.plain_text_field: obj}
         else:
             raise ReplyInvalid("invalid_reply", f"expected a JSON object, got {type(obj).__name__}")
