@@ -265,7 +265,7 @@ def trace_attention(model: Any, batch: dict, gen_cfg: Any, force_latent_at: int 
     ``model`` is a :class:`~latentomni.model.wrapper.LatentOmniModel` loaded with
     ``attn_implementation="eager"`` (SDPA and flash attention return no weights).
     """
-    from latentomni.model.generate import _eos_ids, generate
+    from latentomni.model.generate import eos_token_ids, generate
 
     if batch["input_ids"].shape[0] != 1:
         raise ValueError(f"trace_attention takes one prompt at a time, got a batch of {batch['input_ids'].shape[0]}")
@@ -289,7 +289,7 @@ def trace_attention(model: Any, batch: dict, gen_cfg: Any, force_latent_at: int 
     return AttentionTrace(
         attentions=head_mean(out.attentions or []),
         key_kinds=key_kinds(prompt_ids, prompt_mask, latent, c.video_token_id, c.audio_token_id),
-        step_kinds=step_kinds(fed, latent, model.token_ids.start, _eos_ids(model).tolist()),
+        step_kinds=step_kinds(fed, latent, model.token_ids.start, eos_token_ids(model).tolist()),
         prompt_ids=prompt_ids, fed_ids=fed, text=out.texts[0], num_blocks=out.num_blocks[0],
         video_grid_thw=grid[0].cpu() if grid is not None else None,
         second_per_grid=float(spg[0]) if spg is not None else None,

@@ -76,7 +76,7 @@ def generate(model, batch: dict, cfg: GenerationConfig | None = None, logits_pro
     lat, ids = model.latent, model.token_ids
     lm, head = model.thinker.model.language_model, model.thinker.lm_head
     embed = model.thinker.model.get_input_embeddings()
-    eos_ids = _eos_ids(model)
+    eos_ids = eos_token_ids(model)
     through = lat.attention_flow == "through_latents"
     gen = torch.Generator(device=model.device).manual_seed(cfg.seed) if cfg.seed is not None else None
     k_total = lat.num_latents if lat.latent_mode else 0
@@ -171,7 +171,8 @@ def _suppress(logits, blocks, cfg: GenerationConfig, ids, k_total: int):
     return logits
 
 
-def _eos_ids(model) -> torch.Tensor:
+def eos_token_ids(model) -> torch.Tensor:
+    """The ids that end a reply (end of turn, end of text); shared with the attention analysis."""
     tok = model.processor.tokenizer
     eos = {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")}
     return torch.tensor(sorted(i for i in eos if i is not None), device=model.device)
