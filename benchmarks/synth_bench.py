@@ -57,20 +57,25 @@ def _write_inputs(folder: Path, n_clips: int) -> Path:
     return path
 
 
-def _config(folder: Path, captions: Path, base_url: str) -> Path:
-    call = {"endpoint": "text", "model": "bench", "sampling": {"temperature": 0.7, "max_tokens": 256}}
+def _config(folder: Path, captions: Path, base_url: str, *, model: str = "bench", temperature: float = 0.7,
+            max_tokens: int = 256, concurrency: int = CONCURRENCY, timeout_s: float = 30, name: str = "bench",
+            endpoint_extra: dict | None = None, extra: dict | None = None) -> Path:
+    """A pipeline config whose every LLM call goes to one text endpoint at ``base_url``."""
+    call = {"endpoint": "text", "model": model, "sampling": {"temperature": temperature, "max_tokens": max_tokens}}
     cfg = {
         "run_dir": str(folder / "run"),
-        "endpoints": {"text": {"base_urls": [base_url], "max_concurrency": CONCURRENCY, "timeout_s": 30}},
+        "endpoints": {"text": {"base_urls": [base_url], "max_concurrency": concurrency, "timeout_s": timeout_s,
+                               **(endpoint_extra or {})}},
         "stages": {
             "ingest": {"inputs": [{"path": str(captions)}], "min_duration_s": 0.5},
-            "qa": {"llm": call, "concurrency": CONCURRENCY},
+            "qa": {"llm": call, "concurrency": concurrency},
             "score": {"llm": call},
             "captions": {k: call for k in ("video_llm", "audio_llm", "fusion_llm", "refine_llm", "filter_llm")},
             "trajectory": {"llm": call, "audit_llm": call},
         },
+        **(extra or {}),
     }
-    path = folder / "bench.yaml"
+    path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -117,23 +122,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _vllm_config(folder: Path, captions: Path, base_url: str, model: str) -> Path:
     """Only the QA stage matters here; one reply per unit (no repair turns), so both sides send the same."""
-    call = {"endpoint": "text", "model": model, "sampling": {"temperature": 0.0, "max_tokens": 128}}
-    cfg = {
-        "run_dir": str(folder / "run"),
-        "endpoints": {"text": {"base_urls": [base_url], "response_format": "json_schema",
-                               "max_concurrency": VLLM_CONCURRENCY, "timeout_s": 120}},
-        "retry": {"invalid_reply_attempts": 0},
-        "stages": {
-            "ingest": {"inputs": [{"path": str(captions)}], "min_duration_s": 0.5},
-            "qa": {"llm": call, "concurrency": VLLM_CONCURRENCY},
-            "score": {"llm": call},
-            "captions": {k: call for k in ("video_llm", "audio_llm", "fusion_llm", "refine_llm", "filter_llm")},
-            "trajectory": {"llm": call, "audit_llm": call},
-        },
-    }
-    path = folder / "vllm.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return _config(folder, captions, base_url, model=model, temperature=0.0, max_tokens=128,
+                   concurrency=VLLM_CONCURRENCY, timeout_s=120, name="vllm",
+                   endpoint_extra={"response_format": "json_schema"}, extra={"retry": {"invalid_reply_attempts": 0}})
 
 
 def _rendered_qa_requests(cfg) -> list[dict]:
