@@ -9,6 +9,9 @@ Ratios, not absolute times, so the numbers mean the same on a laptop and in CI:
 * ``batch8_speedup``    latent decoding throughput at batch 8 divided by batch 1 (target >= 4).
 
 Each timing is the median of interleaved repeats after a warm-up. Results go to ``--out`` as JSON.
+``--device cuda`` runs the same measurements on a GPU (timings synchronise the device), and ``--hidden``,
+``--layers``, ``--heads`` grow the text model, since at the tiny default size a GPU measures kernel-launch
+overhead rather than the method.
 """
 
 from __future__ import annotations
@@ -30,7 +33,16 @@ TARGETS = {"train_step_ratio": ("<=", 1.15), "decode_ratio": (">=", 0.95), "batc
            "synth_efficiency": (">=", 0.8), "synth_vllm_efficiency": (">=", 0.9)}
 
 
-def _setup(workdir: Path):
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _setup(workdir: Path, device: str = "cpu", **sizes: int):
     from latentomni.config import LatentConfig
     from latentomni.data.collate import MediaSettings, SampleEncoder, collate
     from latentomni.data.render import render_av, tone
@@ -41,8 +53,8 @@ def _setup(workdir: Path):
     rng = np.random.default_rng(0)
     frames = (rng.random((16, 56, 56, 3)) * 255).astype(np.uint8)
     render_av(workdir / "clip.mp4", frames, 4, np.concatenate([tone(440 * (1 + i), 1.0, 44100) for i in range(4)]))
-    build_tiny_base(workdir / "base")
-    model = LatentOmniModel.from_base(workdir / "base", LatentConfig())
+    build_tiny_base(workdir / "base", **sizes)
+    model = LatentOmniModel.from_base(workdir / "base", LatentConfig()).to(device)
     enc = SampleEncoder(model.processor, model.latent, model.token_ids, MediaSettings(max_pixels=56 * 56))
     reasoning = "I listen for the high tone and look at what is on screen when it sounds. " * 3
 
@@ -57,7 +69,7 @@ def _setup(workdir: Path):
 
     samples = [parse_sample(sample(i)) for i in range(8)]
     pad = model.processor.tokenizer.pad_token_id
-    train = collate([enc.encode(s, workdir) for s in samples[:4]], pad)
+    train = _to(collate([enc.encode(s, workdir) for s in samples[:4]], pad), model.device)
     prompts = collate([enc.encode(s, workdir, for_generation=True) for s in samples], pad, padding_side="left")
     return model, train, prompts
 
@@ -65,8 +77,10 @@ def _setup(workdir: Path):
 def _median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
+        _sync()
         t = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -104,7 +118,8 @@ def bench_decode(model, prompts, repeats: int, steps: int = 48) -> dict:
 
     model.eval()
     k = model.latent.num_latents
-    one = _subset(prompts, [0])
+    one = _to(_subset(prompts, [0]), model.device)
+    prompts = _to(prompts, model.device)
     cfg = GenerationConfig(max_new_tokens=steps)
 
     def ban(step, logits):  # no trigger, no end of turn: every run decodes exactly `steps` positions
@@ -176,13 +191,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "results.json"))
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--skip-synth", action="store_true", help="skip the data-pipeline benchmarks")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when available)")
+    ap.add_argument("--hidden", type=int, default=128, help="text hidden size of the benchmarked model")
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=4)
     args = ap.parse_args(argv)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     torch.manual_seed(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     results: dict = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
-                                 "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}}
+                                 "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+                                 "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+                                 "model": {"hidden": args.hidden, "layers": args.layers, "heads": args.heads}}}
     with tempfile.TemporaryDirectory() as tmp:
-        model, train, prompts = _setup(Path(tmp))
+        model, train, prompts = _setup(Path(tmp), device, hidden=args.hidden, layers=args.layers, heads=args.heads)
         results.update(bench_train(model, train, args.repeats))
         results.update(bench_decode(model, prompts, args.repeats))
     if not args.skip_synth:
