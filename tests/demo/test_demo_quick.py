@@ -19,12 +19,19 @@ def test_committed_base_checkpoint_matches_its_recipe_hash():
 def test_pretrain_base_writes_a_loadable_checkpoint_with_recipe(tmp_path, monkeypatch):
     recipe = json.loads(json.dumps(base_mod.RECIPE))
     recipe["world"].update(n_train_clips=6, n_test_clips=2)
+    recipe["encoders"].update(steps=3, batch_size=4)
     monkeypatch.setattr(base_mod, "RECIPE", recipe)
     report = base_mod.pretrain_base(tmp_path / "out", tmp_path / "work", max_steps=3, max_minutes=5, workers=1)
-    assert report["steps_trained"] == 3
+    assert report["steps_trained"] == 3 and [s["steps"] for s in report["stages"]] == [1, 2]
+    first_last, perception = report["stages"]
+    n_perception = len((tmp_path / "work" / "world" / "perception.jsonl").read_text().splitlines())
+    assert perception["samples"] == first_last["samples"] + n_perception, "stage 2 keeps stage 1's data in the mix"
     saved = json.loads((tmp_path / "out" / "recipe.json").read_text())
     assert saved["sha256"]["model.safetensors"] == sha256(tmp_path / "out" / "model.safetensors")
     assert saved["perception"]["segments"] > 0
+    probes = saved["perception"]["first_last"]
+    assert probes["colour_first"].keys() == {"as is", "video zeroed", "audio zeroed"}
+    assert saved["encoders"]["steps"] == 3 and "colour" in saved["encoders"]["heldout_readout_accuracy"]
     LatentOmniModel.from_pretrained(tmp_path / "out")
 
 

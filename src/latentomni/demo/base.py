@@ -2,9 +2,12 @@
 
 The paper post-trains a model that already perceives audio and video. Learning perception from scratch does
 not fit in a CPU demo, so ``latentomni pretrain-base`` (``make base``) trains a ~1.2M-parameter Qwen2.5-Omni
-thinker on dense perception targets of the synthetic world -- per-segment captions of what is seen and heard
-and when, single-modality probes, counting, option letter <-> text copying -- and writes a safetensors
-checkpoint of a few MB, with its recipe, seed and hash, that ``make demo`` starts every variant from.
+thinker in two stages, as the real model was built: stage 0 pretrains its vision and audio encoders on
+per-time-step attribute labels (:mod:`.encoders`); stage 1 freezes the vision tower and trains the LLM (and
+the audio tower) on dense perception targets of the synthetic world -- per-segment captions of what is seen
+and heard and when, single-modality probes, counting, option letter <-> text copying. It writes a
+safetensors checkpoint of a few MB, with its recipe, seed and hash, that ``make demo`` starts every variant
+from.
 
 Perception quality is measured on held-out clips: the model captions each clip segment by segment and each
 line is compared with the ground truth, separately for the visual phrase (colour, shape, count, motion) and
@@ -23,11 +26,16 @@ from pathlib import Path
 import torch
 
 from ..data.collate import MediaSettings
+from ..data.schema import write_samples
 from ..data.world import generate_world
-from ..data.world.scene import audio_phrase, visual_phrase
+from ..data.world.generate import media_path
+from ..data.world.perception import FIRST_LAST_QUESTIONS, first_last_samples
+from ..data.world.questions import answer_text
+from ..data.world.scene import audio_phrase, clip_from_record, visual_phrase
 from ..inference import prompt_sample
 from ..model.generate import GenerationConfig, generate
 from ..model.tiny import build_tiny_base
+from .encoders import pretrain_encoders
 
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny-base"
 CAPTION_PROMPT = "Describe the clip segment by segment, with times."
@@ -37,10 +45,15 @@ RECIPE = {
     "seed": 0,
     "world": {"n_train_clips": 800, "n_test_clips": 60, "seed": 1000, "probes_per_clip": 6},
     "model": {"hidden": 128, "layers": 4, "heads": 4, "vision_hidden": 64, "audio_hidden": 64},
-    "training": {"max_steps": 4000, "per_device_train_batch_size": 8, "learning_rate": 1.0e-3,
-                 "warmup_ratio": 0.02, "lr_scheduler_type": "cosine", "weight_decay": 0.0,
-                 # from a random init every tower must learn; the post-training recipe freezes vision later
-                 "freeze_vision": False, "freeze_audio": False},
+    # stage 0: the encoders learn from per-time-step attribute labels (see demo/encoders.py for why)
+    "encoders": {"steps": 400, "learning_rate": 2.0e-3, "batch_size": 16, "max_clips": 400},
+    # stages 1-2 train the LLM (and the audio tower) with the vision tower frozen: the language-model loss
+    # alone collapses it (measured; see demo/encoders.py). Stage 1 asks only what is seen and heard at the
+    # start and the end; stage 2 adds timed captions and probes, keeping stage 1's data in the mix.
+    "training": {"per_device_train_batch_size": 8, "learning_rate": 1.0e-3, "warmup_ratio": 0.02,
+                 "lr_scheduler_type": "cosine", "weight_decay": 0.0, "freeze_vision": True, "freeze_audio": False},
+    "stages": [{"name": "first_last", "data": ["first_last"], "max_steps": 1000},
+               {"name": "perception", "data": ["perception", "first_last"], "max_steps": 3000}],
 }
 
 
@@ -59,30 +72,55 @@ def pretrain_base(out_dir: Path = ASSET_DIR, work_dir: Path = Path("runs/base"),
     from ..train.trainer import train
 
     recipe = json.loads(json.dumps(RECIPE))
-    if max_steps is not None:
-        recipe["training"]["max_steps"] = max_steps
+    if max_steps is not None:  # a total budget, shared by the stages in the recipe's proportions
+        total = sum(st["max_steps"] for st in recipe["stages"])
+        for st in recipe["stages"][:-1]:
+            st["max_steps"] = max(1, round(max_steps * st["max_steps"] / total))
+        recipe["stages"][-1]["max_steps"] = max(1, max_steps - sum(st["max_steps"] for st in recipe["stages"][:-1]))
     work_dir = Path(work_dir)
     t0 = time.time()
     w = recipe["world"]
     world = generate_world(work_dir / "world", n_train_clips=w["n_train_clips"], n_test_clips=w["n_test_clips"],
                            seed=w["seed"], workers=workers, perception_probes_per_clip=w["probes_per_clip"])
     init = work_dir / "init"
-    build_tiny_base(init, seed=recipe["seed"], **recipe["model"])
-    t = recipe["training"]
-    cfg = TrainConfig.model_validate({
-        "model": {"base": str(init), "dtype": "float32"},
-        "latent": {"latent_mode": False},
-        "data": {"train_file": str(world.path("perception")), "variant": "text_cot", "media": DEMO_MEDIA.model_dump(),
-                 "media_cache_size": 4096},
-        "training": {**t, "output_dir": str(work_dir / "train"), "logging_steps": 50, "save_steps": 500,
-                     "save_total_limit": 1, "report_to": ["tensorboard"], "seed": recipe["seed"],
-                     "max_minutes": max_minutes},
-    })
-    metrics = train(cfg, resume=True)
+    stage0_file = init / "encoders.json"
+    if stage0_file.is_file() and (init / "model.safetensors").is_file():  # resuming: stage 0 is done
+        encoders = json.loads(stage0_file.read_text())
+    else:
+        thinker, processor = build_tiny_base(None, seed=recipe["seed"], **recipe["model"])
+        e = recipe["encoders"]
+        encoders = pretrain_encoders(thinker, processor, world.out_dir, world.path("ground_truth"), DEMO_MEDIA,
+                                     steps=e["steps"], lr=e["learning_rate"], batch_size=e["batch_size"],
+                                     max_clips=e["max_clips"], seed=recipe["seed"])
+        thinker.save_pretrained(init)
+        processor.save_pretrained(init)
+        stage0_file.write_text(json.dumps(encoders, indent=2) + "\n")
+    data = _stage_data(world)
+    base, steps_trained, stage_reports = init, 0, []
+    for stage in recipe["stages"]:
+        left = None if max_minutes is None else max(0.5, max_minutes - (time.time() - t0) / 60)
+        files = [data[name] for name in stage["data"]]
+        train_file = files[0] if len(files) == 1 else _concat(files, world.out_dir / f"stage-{stage['name']}.jsonl")
+        cfg = TrainConfig.model_validate({
+            "model": {"base": str(base), "dtype": "float32"},
+            "latent": {"latent_mode": False},
+            "data": {"train_file": str(train_file), "variant": "text_cot", "media": DEMO_MEDIA.model_dump(),
+                     "media_cache_size": 4096},
+            "training": {**recipe["training"], "max_steps": stage["max_steps"],
+                         "output_dir": str(work_dir / stage["name"]), "logging_steps": 50, "save_steps": 500,
+                         "save_total_limit": 1, "report_to": ["tensorboard"], "seed": recipe["seed"],
+                         "max_minutes": left},
+        })
+        metrics = train(cfg, resume=True)
+        steps_trained += metrics["global_step"]
+        stage_reports.append({"name": stage["name"], "steps": metrics["global_step"],
+                              "train_loss": metrics.get("train_loss"), "samples": metrics.get("train_samples")})
+        base = work_dir / stage["name"]
     from ..model.wrapper import LatentOmniModel
 
-    model = LatentOmniModel.from_pretrained(work_dir / "train").eval()
+    model = LatentOmniModel.from_pretrained(base).eval()
     quality = perception_quality(model, world.out_dir, world.path("ground_truth"))
+    quality["first_last"] = first_last_quality(model, world.out_dir, world.path("ground_truth"))
     out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -90,14 +128,62 @@ def pretrain_base(out_dir: Path = ASSET_DIR, work_dir: Path = Path("runs/base"),
     for extra in ("training_args.bin",):
         (out_dir / extra).unlink(missing_ok=True)
     report = {
-        "recipe": recipe, "steps_trained": metrics["global_step"], "train_minutes": round((time.time() - t0) / 60, 1),
-        "final_train_loss": metrics.get("train_loss"), "perception": quality,
+        "recipe": recipe, "steps_trained": steps_trained, "train_minutes": round((time.time() - t0) / 60, 1),
+        "stages": stage_reports, "encoders": encoders, "perception": quality,
         "parameters": sum(p.numel() for p in model.parameters()),
         "sha256": {"model.safetensors": sha256(out_dir / "model.safetensors")},
         "command": "latentomni pretrain-base  (make base)", "torch": torch.__version__,
     }
     (out_dir / "recipe.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _stage_data(world) -> dict[str, Path]:
+    """The training files the stages draw on, by name (``first_last`` is written here, from the clips)."""
+    path = world.out_dir / "first_last.jsonl"
+    clips = [json.loads(line) for line in world.path("ground_truth").read_text().splitlines()]
+    rows = [s for c in clips if c["split"] == "train" for s in first_last_samples(clip_from_record(c), c["media"])]
+    write_samples(rows, path)
+    return {"first_last": path, "perception": world.path("perception")}
+
+
+def _concat(files: list[Path], out: Path) -> Path:
+    if any(out.resolve() == f.resolve() for f in files):
+        raise ValueError(f"{out} is one of the files to concatenate; writing it would truncate that input")
+    with out.open("w", encoding="utf-8") as fh:
+        for f in files:
+            fh.write(f.read_text(encoding="utf-8").rstrip("\n") + "\n")
+    return out
+
+
+def first_last_quality(model, world_dir: Path, ground_truth: Path, split: str = "test",
+                       batch_size: int = 32) -> dict:
+    """Held-out accuracy on stage 1's questions, per question, with the video and with the audio zeroed too:
+    a base that reads a modality drops to chance on its questions when that modality is zeroed."""
+    from ..data.collate import SampleEncoder, collate
+
+    clips = [clip_from_record(json.loads(line)) for line in Path(ground_truth).read_text().splitlines()
+             if json.loads(line)["split"] == split]
+    c = model.config
+    out: dict[str, dict[str, float]] = {}
+    for label, media in (("as is", DEMO_MEDIA), ("video zeroed", DEMO_MEDIA.model_copy(update={"zero_video": True})),
+                         ("audio zeroed", DEMO_MEDIA.model_copy(update={"zero_audio": True}))):
+        enc = SampleEncoder(model.processor, model.latent, model.token_ids, media,
+                            position_id_per_seconds=c.position_id_per_seconds, seconds_per_chunk=c.seconds_per_chunk)
+        for attribute, end, question in FIRST_LAST_QUESTIONS:
+            right = 0
+            with torch.no_grad():
+                for i in range(0, len(clips), batch_size):
+                    group = clips[i:i + batch_size]
+                    encoded = [enc.encode(prompt_sample(question, str(Path(world_dir) / media_path(g)), sample_id=g.id),
+                                          Path("."), for_generation=True) for g in group]
+                    texts = generate(model, collate(encoded, model.processor.tokenizer.pad_token_id, "left"),
+                                     GenerationConfig(max_new_tokens=8)).texts
+                    for g, text in zip(group, texts, strict=True):
+                        seg = g.segments[0] if end == "first" else g.segments[-1]
+                        right += text.strip().rstrip(".").lower() == answer_text(attribute, seg.attribute(attribute))
+            out.setdefault(f"{attribute}_{end}", {})[label] = round(right / max(len(clips), 1), 3)
+    return out
 
 
 _LINE = re.compile(r"Segment\s+(\d+)\s*\([^)]*\)\s*:\s*(.*?)\s*;\s*(.*?)\s*\.?\s*$")

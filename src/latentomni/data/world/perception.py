@@ -128,3 +128,31 @@ def option_copy_sample(rng: np.random.Generator, sid: str) -> TrainingSample:
                        f"\\boxed{{{LETTERS[k]}}}", LETTERS[k], "option_letter", "Text", options)
     return _sample(sid, None, "\n".join([f"What does option {LETTERS[k]} say?", *options]), words[k], words[k],
                    "option_text", "Text")
+
+
+# The first thing a random LLM learns to read from its (stage-0 pretrained) encoders: what is seen and heard
+# at the start and at the end of a clip, with no time to resolve. Measured on the tiny base: after 600 steps
+# of these the held-out colour at the start was right 0.67 of the time (0.23 with the video zeroed) and the
+# shape at the end 0.92, where 600 steps of the full perception mix left both at chance.
+FIRST_LAST_QUESTIONS: tuple[tuple[str, str, str], ...] = (
+    ("colour", "first", "What colour is the shape at the start?"),
+    ("colour", "last", "What colour is the shape at the end?"),
+    ("shape", "first", "Which shape is on screen at the start?"),
+    ("shape", "last", "Which shape is on screen at the end?"),
+    ("count", "first", "How many shapes are on screen at the start?"),
+    ("count", "last", "How many shapes are on screen at the end?"),
+    ("sound", "first", "What sound is heard first?"),
+    ("sound", "last", "What sound is heard last?"),
+)
+
+
+def first_last_samples(clip: Clip, media: str) -> list[TrainingSample]:
+    """One open-answer sample per :data:`FIRST_LAST_QUESTIONS` entry (the base model's first curriculum stage)."""
+    out = []
+    for attribute, end, question in FIRST_LAST_QUESTIONS:
+        seg = clip.segments[0] if end == "first" else clip.segments[-1]
+        answer = answer_text(attribute, seg.attribute(attribute))
+        modality = "Audio-Strong" if attribute == "sound" else "Video-Strong"
+        out.append(_sample(f"world-{clip.id}-{attribute}-{end}", media, question, answer, answer,
+                           f"{attribute}_{end}", modality, meta={"clip": clip.id, "duration": clip.duration}))
+    return out
