@@ -42,7 +42,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/latentomni demo
 
-# Re-train the demo's tiny base checkpoint into src/latentomni/assets/tiny-base (about 35-40 min on 1 core).
+# Re-train the demo's tiny base checkpoint into src/latentomni/assets/tiny-base (about 38 min on 1 core).
 base: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/latentomni pretrain-base
 
