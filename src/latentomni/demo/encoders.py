@@ -4,9 +4,10 @@ Qwen2.5-Omni's encoders arrive pretrained (a ViT, a Whisper encoder) before the 
 random tiny thinker has no such encoders, and training them only through the language-model loss fails
 here. Measured on the synthetic world (frozen random vision tower vs trainable, lr 1e-3, 300 steps of
 "What colour is the shape at the start?"): frozen reached 0.68 held-out accuracy (0.22 with the video
-zeroed), trainable stayed at chance and its merger collapsed to a near-constant output (per-dimension std
-across clips 0.003 against a mean magnitude of 2.1). On the mixed perception data the LLM then learned the
-audio (0.68 on "what sound is heard first") and never the random vision features (chance after 1,500 steps).
+zeroed), trainable stayed at chance; in the 4,000-step base trained that way the merger's output had
+collapsed to a near-constant (per-dimension std across clips 0.007 against a mean magnitude of 2.1). On a
+mix of eight start/end questions the LLM then learned the audio (0.68 on "what sound is heard first") and
+never the frozen random vision features (chance after 1,500 steps).
 
 So this stage gives each encoder a direct target, as their real counterparts had: linear heads on the
 encoders' LLM-space outputs (after the vision merger, after the audio projection) predict what the ground
