@@ -76,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # parity, float32: CPU vs GPU on one batch
         cpu = LatentOmniModel.from_pretrained(tmp / "run").eval()
-        enc = SampleEncoder(cpu.processor, cpu.latent, cpu.token_ids, media,
-                            position_id_per_seconds=cpu.config.position_id_per_seconds,
-                            seconds_per_chunk=cpu.config.seconds_per_chunk)
+        enc = SampleEncoder.for_model(cpu, media)
         samples = load_samples(world.path("train"))[:4]
         batch = collate([enc.encode(s, world.out_dir) for s in samples], cpu.processor.tokenizer.pad_token_id)
         gpu_batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}

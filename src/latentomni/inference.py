@@ -79,10 +79,7 @@ class LatentOmniPredictor:
 
     def _encoder(self, use_audio_in_video: bool) -> SampleEncoder:
         media = self.media.model_copy(update={"use_audio_in_video": use_audio_in_video})
-        cfg = self.model.config
-        return SampleEncoder(self.model.processor, self.model.latent, self.model.token_ids, media,
-                             system_prompt=self.system_prompt, position_id_per_seconds=cfg.position_id_per_seconds,
-                             seconds_per_chunk=cfg.seconds_per_chunk)
+        return SampleEncoder.for_model(self.model, media, system_prompt=self.system_prompt)
 
     def encode(self, question: str, video: Path | None, audio: Path | None, use_audio: bool, sid: str = "q"):
         """Encode one prompt; returns (encoded, mode, note). Audio comes from the video's own track unless

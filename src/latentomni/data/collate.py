@@ -90,6 +90,14 @@ class SampleEncoder:
         self._media_cache: OrderedDict[tuple, tuple[dict, dict]] = OrderedDict()
         self.media_cache_size = media_cache_size
 
+    @classmethod
+    def for_model(cls, model, media: MediaSettings, **kwargs) -> SampleEncoder:
+        """The encoder for a :class:`~latentomni.model.wrapper.LatentOmniModel`: its processor, latent config
+        and token ids, and the TMRoPE time scale of its thinker config (so tokens interleave as it expects)."""
+        c = model.config
+        return cls(model.processor, model.latent, model.token_ids, media,
+                   position_id_per_seconds=c.position_id_per_seconds, seconds_per_chunk=c.seconds_per_chunk, **kwargs)
+
     # -- media ------------------------------------------------------------------------------------------
     def _media(self, sample: TrainingSample, base_dir: Path) -> tuple[dict, dict]:
         if not self.media_cache_size:
@@ -138,10 +146,7 @@ class SampleEncoder:
         if wave is not None:
             if self.media.zero_audio:
                 wave = np.zeros_like(wave)
-            fe = self.processor.feature_extractor(
-                [wave], sampling_rate=AUDIO_SAMPLE_RATE, return_attention_mask=True, padding="longest",
-                return_tensors="pt")
-            feats = fe["input_features"][0][:, : int(fe["attention_mask"][0].sum())]
+            feats = whisper_features(self.processor.feature_extractor, wave)
             tensors["input_features"] = feats
             n_audio = _audio_tokens(feats.shape[-1])
             if video is not None and audio_part is None:
@@ -235,6 +240,24 @@ class SampleEncoder:
         return (max(start, 0.0), min(end, duration) if duration is not None else end)
 
 
+def whisper_features(feature_extractor, wave: np.ndarray) -> torch.Tensor:
+    """(n_mels, frames) log-mel features of a 16 kHz mono wave, without the extractor's padding."""
+    fe = feature_extractor([wave], sampling_rate=AUDIO_SAMPLE_RATE, return_attention_mask=True, padding="longest",
+                           return_tensors="pt")
+    return fe["input_features"][0][:, : int(fe["attention_mask"][0].sum())]
+
+
+def pad_features(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad (n_mels, frames) features to one batch; returns (features, feature_attention_mask)."""
+    frames = max(f.shape[-1] for f in features)
+    feats = torch.zeros(len(features), features[0].shape[0], frames)
+    mask = torch.zeros(len(features), frames, dtype=torch.long)
+    for j, f in enumerate(features):
+        feats[j, :, : f.shape[-1]] = f
+        mask[j, : f.shape[-1]] = 1
+    return feats, mask
+
+
 def _audio_tokens(n_frames: int) -> int:
     """Audio tokens the Qwen2.5-Omni audio tower emits for ``n_frames`` mel frames (2x conv, 2x pool)."""
     return ((n_frames - 1) // 2 + 1 - 2) // 2 + 1
@@ -275,14 +298,7 @@ def collate(batch: list[EncodedSample], pad_id: int, padding_side: Literal["left
         out["video_owner"] = torch.tensor([i for i, _ in videos])
     audios = [(i, e) for i, e in enumerate(batch) if e.input_features is not None]
     if audios:
-        frames = max(e.input_features.shape[-1] for _, e in audios)
-        feats = torch.zeros(len(audios), audios[0][1].input_features.shape[0], frames)
-        mask = torch.zeros(len(audios), frames, dtype=torch.long)
-        for j, (_, e) in enumerate(audios):
-            feats[j, :, : e.input_features.shape[-1]] = e.input_features
-            mask[j, : e.input_features.shape[-1]] = 1
-        out["input_features"] = feats
-        out["feature_attention_mask"] = mask
+        out["input_features"], out["feature_attention_mask"] = pad_features([e.input_features for _, e in audios])
         out["audio_owner"] = torch.tensor([i for i, _ in audios])
     return out
 

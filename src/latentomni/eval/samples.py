@@ -39,10 +39,7 @@ def evaluate_samples(model, samples: list[TrainingSample], base_dir: str | Path,
     """One record per sample: id, question_type, gold, predicted letter (or None), correct, reply."""
     was_training = model.training
     model.eval()
-    c = model.config
-    enc = SampleEncoder(model.processor, model.latent, model.token_ids, media,
-                        position_id_per_seconds=c.position_id_per_seconds, seconds_per_chunk=c.seconds_per_chunk,
-                        media_cache_size=256)
+    enc = SampleEncoder.for_model(model, media, media_cache_size=256)
     gen = gen or GenerationConfig(max_new_tokens=160)
     pad = model.processor.tokenizer.pad_token_id
     records: list[dict] = []

@@ -128,10 +128,8 @@ def build_model(cfg: TrainConfig) -> LatentOmniModel:
 
 
 def make_encoder(model: LatentOmniModel, cfg: TrainConfig) -> SampleEncoder:
-    c = model.config
-    return SampleEncoder(model.processor, model.latent, model.token_ids, cfg.data.media,
-                         system_prompt=cfg.data.system_prompt, position_id_per_seconds=c.position_id_per_seconds,
-                         seconds_per_chunk=c.seconds_per_chunk, media_cache_size=cfg.data.media_cache_size)
+    return SampleEncoder.for_model(model, cfg.data.media, system_prompt=cfg.data.system_prompt,
+                                   media_cache_size=cfg.data.media_cache_size)
 
 
 def training_arguments(cfg: TrainConfig) -> TrainingArguments:
