@@ -2,12 +2,13 @@
 
 The paper post-trains a model that already perceives audio and video. Learning perception from scratch does
 not fit in a CPU demo, so ``latentomni pretrain-base`` (``make base``) trains a ~1.2M-parameter Qwen2.5-Omni
-thinker in two stages, as the real model was built: stage 0 pretrains its vision and audio encoders on
-per-time-step attribute labels (:mod:`.encoders`); stage 1 freezes the vision tower and trains the LLM (and
-the audio tower) on dense perception targets of the synthetic world -- per-segment captions of what is seen
-and heard and when, single-modality probes, counting, option letter <-> text copying. It writes a
-safetensors checkpoint of a few MB, with its recipe, seed and hash, that ``make demo`` starts every variant
-from.
+thinker in three stages, as the real model was built: stage 0 pretrains its vision and audio encoders on
+per-time-step attribute labels (:mod:`.encoders`); then, with the vision tower frozen, the LLM (and the
+audio tower) learns to read them -- stage 1 from questions about the start and the end of a clip, stage 2
+from dense perception targets of the synthetic world (per-segment captions of what is seen and heard and
+when, single-modality probes, counting, option letter <-> text copying) with stage 1's data kept in the mix.
+It writes a safetensors checkpoint of a few MB, with its recipe, seed and hash, that ``make demo`` starts
+every variant from.
 
 Perception quality is measured on held-out clips: the model captions each clip segment by segment and each
 line is compared with the ground truth, separately for the visual phrase (colour, shape, count, motion) and
@@ -29,8 +30,7 @@ from ..data.collate import MediaSettings
 from ..data.schema import write_samples
 from ..data.world import generate_world
 from ..data.world.generate import media_path
-from ..data.world.perception import FIRST_LAST_QUESTIONS, first_last_samples
-from ..data.world.questions import answer_text
+from ..data.world.perception import FIRST_LAST_QUESTIONS, first_last_answer, first_last_samples
 from ..data.world.scene import audio_phrase, clip_from_record, visual_phrase
 from ..inference import prompt_sample
 from ..model.generate import GenerationConfig, generate
@@ -162,14 +162,12 @@ def first_last_quality(model, world_dir: Path, ground_truth: Path, split: str = 
     a base that reads a modality drops to chance on its questions when that modality is zeroed."""
     from ..data.collate import SampleEncoder, collate
 
-    clips = [clip_from_record(json.loads(line)) for line in Path(ground_truth).read_text().splitlines()
-             if json.loads(line)["split"] == split]
-    c = model.config
+    records = [json.loads(line) for line in Path(ground_truth).read_text().splitlines()]
+    clips = [clip_from_record(r) for r in records if r["split"] == split]
     out: dict[str, dict[str, float]] = {}
     for label, media in (("as is", DEMO_MEDIA), ("video zeroed", DEMO_MEDIA.model_copy(update={"zero_video": True})),
                          ("audio zeroed", DEMO_MEDIA.model_copy(update={"zero_audio": True}))):
-        enc = SampleEncoder(model.processor, model.latent, model.token_ids, media,
-                            position_id_per_seconds=c.position_id_per_seconds, seconds_per_chunk=c.seconds_per_chunk)
+        enc = SampleEncoder.for_model(model, media)
         for attribute, end, question in FIRST_LAST_QUESTIONS:
             right = 0
             with torch.no_grad():
@@ -180,8 +178,7 @@ def first_last_quality(model, world_dir: Path, ground_truth: Path, split: str = 
                     texts = generate(model, collate(encoded, model.processor.tokenizer.pad_token_id, "left"),
                                      GenerationConfig(max_new_tokens=8)).texts
                     for g, text in zip(group, texts, strict=True):
-                        seg = g.segments[0] if end == "first" else g.segments[-1]
-                        right += text.strip().rstrip(".").lower() == answer_text(attribute, seg.attribute(attribute))
+                        right += text.strip().rstrip(".").lower() == first_last_answer(g, attribute, end)
             out.setdefault(f"{attribute}_{end}", {})[label] = round(right / max(len(clips), 1), 3)
     return out
 
@@ -196,9 +193,7 @@ def perception_quality(model, world_dir: Path, ground_truth: Path, split: str = 
 
     clips = [json.loads(line) for line in Path(ground_truth).read_text().splitlines()]
     clips = [c for c in clips if c.get("split") == split][:limit]
-    c = model.config
-    enc = SampleEncoder(model.processor, model.latent, model.token_ids, DEMO_MEDIA,
-                        position_id_per_seconds=c.position_id_per_seconds, seconds_per_chunk=c.seconds_per_chunk)
+    enc = SampleEncoder.for_model(model, DEMO_MEDIA)
     gen = GenerationConfig(max_new_tokens=96)
     visual = audio = both = total = 0
     per_attr = {k: 0 for k in ("colour", "shape", "count", "sound")}

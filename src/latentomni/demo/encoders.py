@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.collate import MediaSettings, _audio_tokens
-from ..data.media import AUDIO_SAMPLE_RATE, decode_audio, decode_video
+from ..data.collate import MediaSettings, _audio_tokens, pad_features, whisper_features
+from ..data.media import decode_audio, decode_video
 from ..data.world.scene import COLOURS, COUNTS, MOTIONS, SHAPES, SOUNDS
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,7 @@ def clip_tensors(processor, record: dict, world_dir: Path, media: MediaSettings)
         hit = [_segment_at(segs, float(x)) for x in frame_times[t * tps:(t + 1) * tps]]
         same = all(h is not None and h is hit[0] for h in hit)
         rows.append([VISUAL_CLASSES[a].index(hit[0][a]) if same else IGNORE for a in VISUAL_CLASSES])
-    wave = decode_audio(path)
-    fe = processor.feature_extractor([wave], sampling_rate=AUDIO_SAMPLE_RATE, return_attention_mask=True,
-                                     padding="longest", return_tensors="pt")
-    feats = fe["input_features"][0][:, : int(fe["attention_mask"][0].sum())]
+    feats = whisper_features(processor.feature_extractor, decode_audio(path))
     n_audio = _audio_tokens(feats.shape[-1])
     audio = []
     for j in range(n_audio):
@@ -96,12 +93,7 @@ class EncoderHeads(nn.Module):
         steps = torch.cat([v.view(int(c.grid[0, 0]), -1, v.shape[-1]).mean(1)
                            for v, c in zip(video, clips, strict=True)])
         vlabels = torch.cat([c.visual_labels for c in clips])
-        frames = max(c.features.shape[-1] for c in clips)
-        feats = torch.zeros(len(clips), clips[0].features.shape[0], frames)
-        mask = torch.zeros(len(clips), frames, dtype=torch.long)
-        for i, c in enumerate(clips):
-            feats[i, :, : c.features.shape[-1]] = c.features
-            mask[i, : c.features.shape[-1]] = 1
+        feats, mask = pad_features([c.features for c in clips])
         audio = inner.get_audio_features(feats, mask, return_dict=True).last_hidden_state
         alabels = torch.cat([c.audio_labels for c in clips])
         loss = torch.zeros(())
@@ -124,7 +116,8 @@ def pretrain_encoders(thinker, processor, world_dir: str | Path, ground_truth: s
     """
     t0 = time.time()
     records = [json.loads(line) for line in Path(ground_truth).read_text().splitlines()]
-    train = [clip_tensors(processor, r, Path(world_dir), media) for r in records if r["split"] == "train"][:max_clips]
+    train = [clip_tensors(processor, r, Path(world_dir), media)
+             for r in [r for r in records if r["split"] == "train"][:max_clips]]
     test = [clip_tensors(processor, r, Path(world_dir), media) for r in records if r["split"] == "test"]
     log.info("encoder pretraining: %d train / %d test clips decoded in %.0f s", len(train), len(test), time.time() - t0)
     torch.manual_seed(seed)

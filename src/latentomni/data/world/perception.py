@@ -146,12 +146,17 @@ FIRST_LAST_QUESTIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def first_last_answer(clip: Clip, attribute: str, end: str) -> str:
+    """The answer text of a :data:`FIRST_LAST_QUESTIONS` entry on ``clip``."""
+    seg = clip.segments[0] if end == "first" else clip.segments[-1]
+    return answer_text(attribute, seg.attribute(attribute))
+
+
 def first_last_samples(clip: Clip, media: str) -> list[TrainingSample]:
     """One open-answer sample per :data:`FIRST_LAST_QUESTIONS` entry (the base model's first curriculum stage)."""
     out = []
     for attribute, end, question in FIRST_LAST_QUESTIONS:
-        seg = clip.segments[0] if end == "first" else clip.segments[-1]
-        answer = answer_text(attribute, seg.attribute(attribute))
+        answer = first_last_answer(clip, attribute, end)
         modality = "Audio-Strong" if attribute == "sound" else "Video-Strong"
         out.append(_sample(f"world-{clip.id}-{attribute}-{end}", media, question, answer, answer,
                            f"{attribute}_{end}", modality, meta={"clip": clip.id, "duration": clip.duration}))
