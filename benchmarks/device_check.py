@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     if dev == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         return 2
-    from latentomni.data.collate import MediaSettings, SampleEncoder, collate
+    from latentomni.data.collate import MediaSettings, SampleEncoder, batch_to, collate
     from latentomni.data.schema import load_samples
     from latentomni.data.world import generate_world
     from latentomni.eval.samples import evaluate_samples, summarize
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         enc = SampleEncoder.for_model(cpu, media)
         samples = load_samples(world.path("train"))[:4]
         batch = collate([enc.encode(s, world.out_dir) for s in samples], cpu.processor.tokenizer.pad_token_id)
-        gpu_batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
+        gpu_batch = batch_to(batch, dev)
         with torch.no_grad():
             a, b = cpu(**batch), model(**gpu_batch)
         terms = ("loss", "loss_text", "loss_latent", "loss_sync")
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
         gcfg = GenerationConfig(max_new_tokens=64)
         out_cpu = generate(cpu, prompts, gcfg, logits_processor=force)
-        out_gpu = generate(model, {k: v.to(dev) if torch.is_tensor(v) else v for k, v in prompts.items()}, gcfg,
+        out_gpu = generate(model, batch_to(prompts, dev), gcfg,
                            logits_processor=force)
         same = [x == y for x, y in zip(out_cpu.texts, out_gpu.texts, strict=True)]
         report["generation_parity"] = {"same_text": sum(same), "of": len(same), "blocks_cpu": out_cpu.num_blocks,

@@ -38,13 +38,9 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _to(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
 def _setup(workdir: Path, device: str = "cpu", **sizes: int):
     from latentomni.config import LatentConfig
-    from latentomni.data.collate import MediaSettings, SampleEncoder, collate
+    from latentomni.data.collate import MediaSettings, SampleEncoder, batch_to, collate
     from latentomni.data.render import render_av, tone
     from latentomni.data.schema import parse_sample
     from latentomni.model.tiny import build_tiny_base
@@ -69,7 +65,7 @@ def _setup(workdir: Path, device: str = "cpu", **sizes: int):
 
     samples = [parse_sample(sample(i)) for i in range(8)]
     pad = model.processor.tokenizer.pad_token_id
-    train = _to(collate([enc.encode(s, workdir) for s in samples[:4]], pad), model.device)
+    train = batch_to(collate([enc.encode(s, workdir) for s in samples[:4]], pad), model.device)
     prompts = collate([enc.encode(s, workdir, for_generation=True) for s in samples], pad, padding_side="left")
     return model, train, prompts
 
@@ -114,12 +110,13 @@ def bench_train(model, batch, repeats: int) -> dict:
 
 
 def bench_decode(model, prompts, repeats: int, steps: int = 48) -> dict:
+    from latentomni.data.collate import batch_to
     from latentomni.model.generate import GenerationConfig, generate
 
     model.eval()
     k = model.latent.num_latents
-    one = _to(_subset(prompts, [0]), model.device)
-    prompts = _to(prompts, model.device)
+    one = batch_to(_subset(prompts, [0]), model.device)
+    prompts = batch_to(prompts, model.device)
     cfg = GenerationConfig(max_new_tokens=steps)
 
     def ban(step, logits):  # no trigger, no end of turn: every run decodes exactly `steps` positions

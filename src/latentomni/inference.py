@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .data.collate import MediaSettings, SampleEncoder, collate
+from .data.collate import MediaSettings, SampleEncoder, batch_to, collate
 from .data.media import MediaError
 from .data.schema import TrainingSample
 from .model.generate import GenerationConfig, GenerationOutput, generate
@@ -100,7 +100,7 @@ class LatentOmniPredictor:
     def generate(self, encoded: list, cfg: GenerationConfig | None = None) -> GenerationOutput:
         pad = self.model.processor.tokenizer.pad_token_id
         batch = collate(encoded, pad, padding_side="left")
-        batch = {k: v.to(self.model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = batch_to(batch, self.model.device)
         return generate(self.model, batch, cfg or self.gen)
 
     def predict(self, items: list) -> list[dict[str, Any]]:

@@ -123,13 +123,11 @@ def _predictor(model: str, settings: dict[str, Any]):
 
 def _prompt_batch(pred, question: str, video: Path | None, audio: Path | None, use_audio: bool, sid: str = "q"):
     """Encode one prompt exactly as the evaluator does; returns (batch on the model's device, note)."""
-    import torch
-
-    from latentomni.data.collate import collate
+    from latentomni.data.collate import batch_to, collate
 
     enc, _, note = pred.encode(question, video, audio, use_audio, sid)
     batch = collate([enc], pred.model.processor.tokenizer.pad_token_id, padding_side="left")
-    return {k: v.to(pred.model.device) if torch.is_tensor(v) else v for k, v in batch.items()}, note
+    return batch_to(batch, pred.model.device), note
 
 
 def _run_settings(pred, args: argparse.Namespace) -> dict[str, Any]:

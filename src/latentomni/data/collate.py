@@ -240,6 +240,11 @@ class SampleEncoder:
         return (max(start, 0.0), min(end, duration) if duration is not None else end)
 
 
+def batch_to(batch: dict, device: torch.device | str) -> dict:
+    """A collated batch with its tensors on ``device`` (ids, lists and flags stay as they are)."""
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
 def whisper_features(feature_extractor, wave: np.ndarray) -> torch.Tensor:
     """(n_mels, frames) log-mel features of a 16 kHz mono wave, without the extractor's padding."""
     fe = feature_extractor([wave], sampling_rate=AUDIO_SAMPLE_RATE, return_attention_mask=True, padding="longest",

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..data.collate import MediaSettings, SampleEncoder, collate
+from ..data.collate import MediaSettings, SampleEncoder, batch_to, collate
 from ..data.media import MediaError
 from ..data.schema import TrainingSample
 from ..model.generate import GenerationConfig, generate
@@ -55,7 +55,7 @@ def evaluate_samples(model, samples: list[TrainingSample], base_dir: str | Path,
                 records.append(_record(s, None, "", 0, error=str(e)))
         if encoded:
             batch = collate(encoded, pad, padding_side="left")
-            batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = batch_to(batch, model.device)
             out = generate(model, batch, gen)
             for s, text, blocks in zip(kept, out.texts, out.num_blocks, strict=True):
                 records.append(_record(s, extract_choice(text, s.options or []), text, blocks))
