@@ -1,0 +1,310 @@
+"""What the tiny base can and cannot do on the synthetic world: the measurements behind issue 8's diagnosis.
+
+The demo's questions ("what colour was on screen while the high tone played?") need a chain of skills. This
+script measures each link on held-out clips, with the modality controls that tell reading from guessing:
+
+* ``retrieval`` -- content to time: "When is the high tone heard?" answered "From 1.5 to 3.0 s." (the
+  base trains on these for colours and sounds; shapes are never asked).
+* ``caption-oracle`` -- the base captions each clip segment by segment, then a perfect text reader answers
+  every held-out question from that caption alone: the ceiling of a caption-first chain of thought.
+* ``crossmodal`` -- open cross-modal probes ("What is on screen while the high tone plays?", "What is heard
+  while a red shape is on screen?"), optionally after ``--train-steps`` of fine-tuning on them (mixed 1:1
+  with the base's perception data).
+* ``binding`` -- linear heads on an intermediate LLM layer read, from each audio token, what is on screen at
+  that token's time, and from each video time step what is heard; ``--steps`` trains the LLM and the heads.
+
+Run from a source checkout after ``make demo`` (which writes the world), e.g.::
+
+    python benchmarks/base_skills.py retrieval
+    python benchmarks/base_skills.py crossmodal --train-steps 600 --out runs/skills/crossmodal
+    python benchmarks/base_skills.py binding --steps 400 --out runs/skills/binding
+
+Each prints one JSON object; nothing here is used by the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from latentomni.data.collate import SampleEncoder, collate
+from latentomni.data.schema import load_samples, write_samples
+from latentomni.data.world.perception import _sample
+from latentomni.data.world.questions import QUESTION_TYPES, answer_text, when_clause
+from latentomni.data.world.scene import SOUNDS, audio_phrase, clip_from_record, seconds, visual_phrase
+from latentomni.demo.base import _LINE, CAPTION_PROMPT, DEMO_MEDIA, RECIPE
+from latentomni.demo.encoders import AUDIO_TOKENS_PER_SECOND, IGNORE, VISUAL_CLASSES, _segment_at
+from latentomni.inference import prompt_sample
+from latentomni.model.generate import GenerationConfig, generate
+from latentomni.model.wrapper import LatentOmniModel
+
+CONTROLS = {"as is": {}, "video zeroed": {"zero_video": True}, "audio zeroed": {"zero_audio": True}}
+
+
+def _records(world: Path, split: str, limit: int | None = None) -> list[dict]:
+    rows = [json.loads(line) for line in (world / "ground_truth.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["split"] == split][:limit]
+
+
+def _ask(model, world: Path, items: list[tuple[str, dict, str, str | None]], media=DEMO_MEDIA,
+         max_new_tokens: int = 40, batch: int = 48) -> dict[str, float]:
+    """Exact-match accuracy per kind of (kind, clip record, question, answer) items; answer None: not scored."""
+    enc = SampleEncoder.for_model(model, media)
+    right: dict[str, list[bool]] = {}
+    with torch.no_grad():
+        for i in range(0, len(items), batch):
+            group = items[i:i + batch]
+            encoded = [enc.encode(prompt_sample(q, str(world / r["media"]), sample_id=r["id"]), Path("."),
+                                  for_generation=True) for _, r, q, _ in group]
+            out = generate(model, collate(encoded, model.processor.tokenizer.pad_token_id, "left"),
+                           GenerationConfig(max_new_tokens=max_new_tokens))
+            for (kind, _, _, answer), text in zip(group, out.texts, strict=True):
+                if answer is not None:
+                    right.setdefault(kind, []).append(text.strip().rstrip(".") == answer.rstrip("."))
+    return {k: round(sum(v) / len(v), 3) for k, v in right.items()}
+
+
+def _controls(model, world: Path, items, **kw) -> dict:
+    return {label: _ask(model, world, items, DEMO_MEDIA.model_copy(update=upd), **kw)
+            for label, upd in CONTROLS.items()}
+
+
+# -- retrieval -------------------------------------------------------------------------------------------
+def retrieval_items(records: list[dict]) -> list[tuple[str, dict, str, str]]:
+    items = []
+    for r in records:
+        segs = r["segments"]
+        for s in segs:
+            span = f"From {seconds(s['start'])} to {seconds(s['end'])} s."
+            if s["sound"] != "silence" and sum(o["sound"] == s["sound"] for o in segs) == 1:
+                items.append(("when_sound", r, f"When is {answer_text('sound', s['sound'])} heard?", span))
+            if sum(o["colour"] == s["colour"] for o in segs) == 1:
+                items.append(("when_colour", r, f"When is a {s['colour']} shape on screen?", span))
+            if sum(o["shape"] == s["shape"] for o in segs) == 1:
+                items.append(("when_shape (never trained)", r, f"When is a {s['shape']} on screen?", span))
+    return items
+
+
+# -- caption oracle --------------------------------------------------------------------------------------
+def _said_attribute(visual: str, audio: str, name: str):
+    """An attribute value read back from a caption line's visual and audio phrases (None if absent)."""
+    words = visual.split()
+    if name == "sound":
+        return audio[2:] if audio.startswith("a ") else audio
+    if name == "count":
+        return {"a": 1, "two": 2, "three": 3}.get(words[0] if words else "")
+    if name == "motion":
+        m = re.search(r"moving (\w+)", visual)
+        return m.group(1) if m else "still"
+    vocab = VISUAL_CLASSES[name]
+    return next((w.rstrip("s") for w in words if w.rstrip("s") in vocab), None)
+
+
+def parse_caption(text: str) -> dict[int, tuple[str, str]]:
+    """Segment number -> (visual phrase, audio phrase) of each well-formed caption line."""
+    lines = (_LINE.match(x.strip()) for x in text.splitlines())
+    return {int(m.group(1)): (m.group(2).strip(), m.group(3).strip()) for m in lines if m}
+
+
+def answer_from_caption(question, lines: dict[int, tuple[str, str]]) -> bool:
+    """Whether a perfect text reader gets ``question`` right from a parsed caption: find the one line whose
+    anchor attribute matches, step by the question's offset, read the target attribute there."""
+    qt = QUESTION_TYPES[question.question_type]
+    hits = [k for k, (v, a) in lines.items() if _said_attribute(v, a, qt.anchor) == question.meta["anchor"]]
+    if len(hits) != 1 or hits[0] + qt.offset not in lines:
+        return False
+    value = _said_attribute(*lines[hits[0] + qt.offset], qt.target)
+    return value is not None and answer_text(qt.target, value) == question.meta["answer_text"]
+
+
+def caption_oracle(model, world: Path, n_seen: int = 200) -> dict:
+    questions = load_samples(world / "test.jsonl")
+    questions += random.Random(0).sample(load_samples(world / "test_seen.jsonl"), n_seen)
+    truth = {r["id"]: r for r in _records(world, "test")}
+    clips = sorted({q.meta["clip"] for q in questions})
+    enc = SampleEncoder.for_model(model, DEMO_MEDIA)
+    said: dict[str, dict[int, tuple[str, str]]] = {}
+    with torch.no_grad():
+        for i in range(0, len(clips), 32):
+            group = clips[i:i + 32]
+            encoded = [enc.encode(prompt_sample(CAPTION_PROMPT, str(world / truth[c]["media"]), sample_id=c),
+                                  Path("."), for_generation=True) for c in group]
+            out = generate(model, collate(encoded, model.processor.tokenizer.pad_token_id, "left"),
+                           GenerationConfig(max_new_tokens=96))
+            for c, text in zip(group, out.texts, strict=True):
+                said[c] = parse_caption(text)
+    by_type: dict[str, list[bool]] = {}
+    for q in questions:
+        by_type.setdefault(q.question_type, []).append(answer_from_caption(q, said.get(q.meta["clip"], {})))
+    n = sum(len(v) for v in by_type.values())
+    return {"questions": n, "strict_accuracy": round(sum(sum(v) for v in by_type.values()) / n, 3),
+            "by_type": {k: round(sum(v) / len(v), 3) for k, v in by_type.items()},
+            "note": "strict: a question whose answer cannot be read from the caption counts as wrong (no guess)"}
+
+
+# -- cross-modal probes ----------------------------------------------------------------------------------
+def crossmodal_items(record: dict) -> list[tuple[str, dict, str, str]]:
+    """Open questions that name a moment in one modality and ask about the other (no count anchors: those
+    stay held out, as in the demo's question split)."""
+    clip = clip_from_record(record)
+    items = []
+    for s in clip.segments:
+        if sum(o.sound == s.sound for o in clip.segments) == 1:
+            items.append(("see_at_sound", record, f"What is on screen {when_clause('sound', s.sound)}?",
+                          visual_phrase(s.visual)))
+        for a in ("colour", "shape"):
+            if sum(o.attribute(a) == s.attribute(a) for o in clip.segments) == 1:
+                items.append((f"hear_at_{a}", record, f"What is heard {when_clause(a, s.attribute(a))}?",
+                              audio_phrase(s.sound)))
+    return items
+
+
+def train_crossmodal(base: str, world: Path, out: Path, steps: int) -> Path:
+    from latentomni.train.config import TrainConfig
+    from latentomni.train.trainer import train
+
+    rows = [_sample(f"x-{r['id']}-{k}", r["media"], q, a, a, kind, "AV")
+            for r in _records(world, "train") for k, (kind, _, q, a) in enumerate(crossmodal_items(r))]
+    perception = load_samples(world / "perception.jsonl")
+    random.Random(0).shuffle(perception)
+    out.mkdir(parents=True, exist_ok=True)
+    write_samples(rows + perception[:len(rows)], out / "crossmodal_mix.jsonl")
+    cfg = TrainConfig.model_validate({
+        "model": {"base": base, "dtype": "float32"}, "latent": {"latent_mode": False},
+        "data": {"train_file": str(out / "crossmodal_mix.jsonl"), "variant": "text_cot",
+                 "media": DEMO_MEDIA.model_dump(), "media_cache_size": 4096},
+        "training": {**RECIPE["training"], "max_steps": steps, "output_dir": str(out / "model"),
+                     "logging_steps": 50, "save_steps": 100000, "report_to": [], "seed": 0},
+    })
+    train(cfg)
+    return out / "model"
+
+
+# -- binding read-outs -----------------------------------------------------------------------------------
+class BindingHeads(nn.Module):
+    """Audio token -> visual attributes at its time; video time step -> sound at its time."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.visual = nn.ModuleDict({a: nn.Linear(hidden, len(v)) for a, v in VISUAL_CLASSES.items()})
+        self.sound = nn.Linear(hidden, len(SOUNDS))
+
+
+def _binding_labels(record: dict, n_audio: int, steps: int, fps: float = 2.0, per_step: int = 2):
+    segs = record["segments"]
+    audio = []
+    for j in range(n_audio):
+        s = _segment_at(segs, (j + 0.5) / AUDIO_TOKENS_PER_SECOND)
+        audio.append([VISUAL_CLASSES[a].index(s[a]) if s else IGNORE for a in VISUAL_CLASSES])
+    video = []
+    for t in range(steps):
+        hit = [_segment_at(segs, (i + 0.5) / fps) for i in range(t * per_step, (t + 1) * per_step)]
+        same = all(h is not None and h is hit[0] for h in hit)
+        video.append(SOUNDS.index(hit[0]["sound"]) if same else IGNORE)
+    return torch.tensor(audio), torch.tensor(video)
+
+
+def _binding_pass(model, heads, enc, world: Path, records: list[dict], layer: int):
+    encoded = [enc.encode(prompt_sample(CAPTION_PROMPT, str(world / r["media"]), sample_id=r["id"]), Path("."),
+                          for_generation=True) for r in records]
+    batch = collate(encoded, model.processor.tokenizer.pad_token_id, "left")
+    embeds, _, _ = model.embed_prompt(batch)
+    hidden = model.thinker.model.language_model(
+        inputs_embeds=embeds, attention_mask=batch["attention_mask"], position_ids=model.rope_positions(batch),
+        use_cache=False, output_hidden_states=True).hidden_states[layer]
+    ids, cfg = batch["input_ids"], model.config
+    audio, video, alabels, vlabels = [], [], [], []
+    for i, r in enumerate(records):
+        a = hidden[i][ids[i] == cfg.audio_token_id]
+        steps = int(batch["video_grid_thw"][i, 0])
+        v = hidden[i][ids[i] == cfg.video_token_id].view(steps, -1, hidden.shape[-1]).mean(1)
+        al, vl = _binding_labels(r, a.shape[0], steps)
+        audio.append(a)
+        video.append(v)
+        alabels.append(al)
+        vlabels.append(vl)
+    audio, video, alabels, vlabels = torch.cat(audio), torch.cat(video), torch.cat(alabels), torch.cat(vlabels)
+    outs = [(f"audio->{a}", head(audio), alabels[:, k]) for k, (a, head) in enumerate(heads.visual.items())]
+    outs.append(("video->sound", heads.sound(video), vlabels))
+    loss, stats = torch.zeros(()), {}
+    for name, logits, labels in outs:
+        keep = labels != IGNORE
+        loss = loss + nn.functional.cross_entropy(logits[keep], labels[keep])
+        stats[name] = (int((logits[keep].argmax(-1) == labels[keep]).sum()), int(keep.sum()))
+    return loss, stats
+
+
+def binding(model, world: Path, steps: int, layer: int, n_test: int = 60, lr: float = 1e-3) -> dict:
+    """Train heads (and the LLM; encoders frozen) for ``steps``, then report held-out read-out accuracy with
+    each modality zeroed: reading what is on screen from audio tokens needs the video, not the audio."""
+    inner = model.thinker.model
+    for p in [*inner.visual.parameters(), *inner.audio_tower.parameters()]:
+        p.requires_grad_(False)
+    torch.manual_seed(0)
+    heads = BindingHeads(model.config.text_config.hidden_size)
+    params = [p for p in inner.language_model.parameters() if p.requires_grad] + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.05)
+    enc = SampleEncoder.for_model(model, DEMO_MEDIA, media_cache_size=4096)
+    train, rng = _records(world, "train"), random.Random(0)
+    model.train()
+    for _ in range(steps):
+        loss, _ = _binding_pass(model, heads, enc, world, rng.sample(train, min(8, len(train))), layer)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+    model.eval()
+    test, report = _records(world, "test", n_test), {}
+    for label, upd in CONTROLS.items():
+        enc = SampleEncoder.for_model(model, DEMO_MEDIA.model_copy(update=upd))
+        totals: dict[str, list[int]] = {}
+        with torch.no_grad():
+            for i in range(0, len(test), 20):
+                for k, (c, n) in _binding_pass(model, heads, enc, world, test[i:i + 20], layer)[1].items():
+                    totals.setdefault(k, [0, 0])
+                    totals[k][0] += c
+                    totals[k][1] += n
+        report[label] = {k: round(c / max(n, 1), 3) for k, (c, n) in totals.items()}
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("probe", choices=["retrieval", "caption-oracle", "crossmodal", "binding"])
+    ap.add_argument("--model", default="src/latentomni/assets/tiny-base")
+    ap.add_argument("--world", type=Path, default=Path("runs/demo/world"))
+    ap.add_argument("--clips", type=int, default=200, help="held-out clips to probe")
+    ap.add_argument("--train-steps", type=int, default=0, help="crossmodal: fine-tune on the probes first")
+    ap.add_argument("--steps", type=int, default=400, help="binding: training steps")
+    ap.add_argument("--layer", type=int, default=2, help="binding: hidden-state layer the heads read")
+    ap.add_argument("--out", type=Path, default=Path("runs/skills"))
+    args = ap.parse_args()
+    t0 = time.time()
+    model_dir = args.model
+    if args.probe == "crossmodal" and args.train_steps:
+        model_dir = str(train_crossmodal(args.model, args.world, args.out, args.train_steps))
+    model = LatentOmniModel.from_pretrained(model_dir).eval()
+    if args.probe == "retrieval":
+        result = _controls(model, args.world, retrieval_items(_records(args.world, "test", args.clips)))
+    elif args.probe == "caption-oracle":
+        result = caption_oracle(model, args.world)
+    elif args.probe == "crossmodal":
+        items = [it for r in _records(args.world, "test", args.clips) for it in crossmodal_items(r)]
+        result = _controls(model, args.world, items, max_new_tokens=16)
+    else:
+        result = binding(model, args.world, args.steps, args.layer, min(args.clips, 60))
+    print(json.dumps({"probe": args.probe, "model": model_dir, "result": result,
+                      "seconds": round(time.time() - t0, 1)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

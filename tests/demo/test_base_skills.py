@@ -1,0 +1,53 @@
+"""The measurement helpers of ``benchmarks/base_skills.py`` read the world's ground truth correctly: a perfect
+caption must let the caption oracle answer every held-out question, and the binding labels must follow the
+clip's timeline."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+from latentomni.data.schema import load_samples
+from latentomni.data.world import generate_world
+from latentomni.data.world.scene import clip_from_record, dense_line
+
+SPEC = importlib.util.spec_from_file_location(
+    "base_skills", Path(__file__).resolve().parents[2] / "benchmarks" / "base_skills.py")
+skills = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(skills)
+
+
+def _world(tmp_path):
+    world = generate_world(tmp_path, n_train_clips=4, n_test_clips=30, seed=2, render=False)
+    records = {r["id"]: r for r in map(json.loads, world.path("ground_truth").read_text().splitlines())}
+    return world, records
+
+
+def test_true_caption_answers_every_question(tmp_path):
+    world, records = _world(tmp_path)
+    questions = load_samples(world.path("test")) + load_samples(world.path("test_seen"))
+    assert len(questions) > 30
+    for q in questions:
+        clip = clip_from_record(records[q.meta["clip"]])
+        lines = skills.parse_caption("\n".join(dense_line(s) for s in clip.segments))
+        assert len(lines) == len(clip.segments)
+        assert skills.answer_from_caption(q, lines), (q.id, q.question_type, lines)
+        wrong = {k: (v.replace("silence", "a low tone"), "a low tone") for k, (v, _) in lines.items()}
+        if q.question_type.startswith("sound_with") and q.meta["answer_text"] != "the low tone":
+            assert not skills.answer_from_caption(q, wrong)
+
+
+def test_probe_items_and_binding_labels_follow_the_timeline(tmp_path):
+    _, records = _world(tmp_path)
+    record = next(iter(records.values()))
+    segs = record["segments"]
+    n_audio = int(record["duration"] * 25)
+    audio, video = skills._binding_labels(record, n_audio, steps=int(record["duration"]))
+    for j in (0, n_audio - 1):
+        seg = skills._segment_at(segs, (j + 0.5) / 25)
+        assert audio[j, 0] == skills.VISUAL_CLASSES["colour"].index(seg["colour"])
+    assert video[0] == skills.SOUNDS.index(segs[0]["sound"]) or segs[0]["end"] < 1.0
+    for kind, rec, question, answer in skills.crossmodal_items(record):
+        assert rec is record and question.endswith("?") and answer
+        assert kind in {"see_at_sound", "hear_at_colour", "hear_at_shape"}
+    spans = [a for _, _, _, a in skills.retrieval_items([record])]
+    assert all(a.startswith("From ") and a.endswith(" s.") for a in spans)
