@@ -38,7 +38,7 @@ from latentomni.data.collate import SampleEncoder, collate
 from latentomni.data.schema import load_samples, write_samples
 from latentomni.data.world.perception import _sample
 from latentomni.data.world.questions import QUESTION_TYPES, answer_text, when_clause
-from latentomni.data.world.scene import SOUNDS, audio_phrase, clip_from_record, seconds, visual_phrase
+from latentomni.data.world.scene import SOUNDS, VALUES, audio_phrase, clip_from_record, seconds, visual_phrase
 from latentomni.demo.base import _LINE, CAPTION_PROMPT, DEMO_MEDIA, RECIPE
 from latentomni.demo.encoders import AUDIO_TOKENS_PER_SECOND, IGNORE, VISUAL_CLASSES, _segment_at
 from latentomni.inference import prompt_sample
@@ -120,8 +120,8 @@ def answer_from_caption(question, lines: dict[int, tuple[str, str]]) -> bool:
     hits = [k for k, (v, a) in lines.items() if _said_attribute(v, a, qt.anchor) == question.meta["anchor"]]
     if len(hits) != 1 or hits[0] + qt.offset not in lines:
         return False
-    value = _said_attribute(*lines[hits[0] + qt.offset], qt.target)
-    return value is not None and answer_text(qt.target, value) == question.meta["answer_text"]
+    value = _said_attribute(*lines[hits[0] + qt.offset], qt.target)  # a garbled phrase reads as no value
+    return value in VALUES[qt.target] and answer_text(qt.target, value) == question.meta["answer_text"]
 
 
 def caption_oracle(model, world: Path, n_seen: int = 200) -> dict:
