@@ -39,41 +39,44 @@ from latentomni.data.schema import load_samples, write_samples
 from latentomni.data.world.perception import _sample
 from latentomni.data.world.questions import QUESTION_TYPES, answer_text, when_clause
 from latentomni.data.world.scene import SOUNDS, VALUES, audio_phrase, clip_from_record, seconds, visual_phrase
-from latentomni.demo.base import _LINE, CAPTION_PROMPT, DEMO_MEDIA, RECIPE
-from latentomni.demo.encoders import AUDIO_TOKENS_PER_SECOND, IGNORE, VISUAL_CLASSES, _segment_at
+from latentomni.demo.base import (
+    CAPTION_PROMPT,
+    DEMO_MEDIA,
+    MODALITY_CONTROLS,
+    RECIPE,
+    ask,
+    caption_clips,
+    stage_config,
+    truth_records,
+)
+from latentomni.demo.encoders import (
+    IGNORE,
+    VISUAL_CLASSES,
+    fit_readout,
+    readout_accuracy,
+    readout_loss,
+    segment_per_audio_token,
+    segment_per_time_step,
+)
 from latentomni.inference import prompt_sample
-from latentomni.model.generate import GenerationConfig, generate
 from latentomni.model.wrapper import LatentOmniModel
-
-CONTROLS = {"as is": {}, "video zeroed": {"zero_video": True}, "audio zeroed": {"zero_audio": True}}
 
 
 def _records(world: Path, split: str, limit: int | None = None) -> list[dict]:
-    rows = [json.loads(line) for line in (world / "ground_truth.jsonl").read_text().splitlines()]
-    return [r for r in rows if r["split"] == split][:limit]
+    return truth_records(world / "ground_truth.jsonl", split)[:limit]
 
 
-def _ask(model, world: Path, items: list[tuple[str, dict, str, str | None]], media=DEMO_MEDIA,
-         max_new_tokens: int = 40, batch: int = 48) -> dict[str, float]:
-    """Exact-match accuracy per kind of (kind, clip record, question, answer) items; answer None: not scored."""
-    enc = SampleEncoder.for_model(model, media)
-    right: dict[str, list[bool]] = {}
-    with torch.no_grad():
-        for i in range(0, len(items), batch):
-            group = items[i:i + batch]
-            encoded = [enc.encode(prompt_sample(q, str(world / r["media"]), sample_id=r["id"]), Path("."),
-                                  for_generation=True) for _, r, q, _ in group]
-            out = generate(model, collate(encoded, model.processor.tokenizer.pad_token_id, "left"),
-                           GenerationConfig(max_new_tokens=max_new_tokens))
-            for (kind, _, _, answer), text in zip(group, out.texts, strict=True):
-                if answer is not None:
-                    right.setdefault(kind, []).append(text.strip().rstrip(".") == answer.rstrip("."))
-    return {k: round(sum(v) / len(v), 3) for k, v in right.items()}
-
-
-def _controls(model, world: Path, items, **kw) -> dict:
-    return {label: _ask(model, world, items, DEMO_MEDIA.model_copy(update=upd), **kw)
-            for label, upd in CONTROLS.items()}
+def _controls(model, world: Path, items: list[tuple[str, dict, str, str]], max_new_tokens: int = 40) -> dict:
+    """Exact-match accuracy per kind of (kind, clip record, question, answer) items, under each control."""
+    prompts = [(q, r["media"], r["id"]) for _, r, q, _ in items]
+    out = {}
+    for label, media in MODALITY_CONTROLS.items():
+        right: dict[str, list[bool]] = {}
+        for (kind, _, _, answer), text in zip(items, ask(model, world, prompts, media, max_new_tokens, 48),
+                                              strict=True):
+            right.setdefault(kind, []).append(text.strip().rstrip(".") == answer.rstrip("."))
+        out[label] = {k: round(sum(v) / len(v), 3) for k, v in right.items()}
+    return out
 
 
 # -- retrieval -------------------------------------------------------------------------------------------
@@ -107,12 +110,6 @@ def _said_attribute(visual: str, audio: str, name: str):
     return next((w.rstrip("s") for w in words if w.rstrip("s") in vocab), None)
 
 
-def parse_caption(text: str) -> dict[int, tuple[str, str]]:
-    """Segment number -> (visual phrase, audio phrase) of each well-formed caption line."""
-    lines = (_LINE.match(x.strip()) for x in text.splitlines())
-    return {int(m.group(1)): (m.group(2).strip(), m.group(3).strip()) for m in lines if m}
-
-
 def answer_from_caption(question, lines: dict[int, tuple[str, str]]) -> bool:
     """Whether a perfect text reader gets ``question`` right from a parsed caption: find the one line whose
     anchor attribute matches, step by the question's offset, read the target attribute there."""
@@ -129,17 +126,7 @@ def caption_oracle(model, world: Path, n_seen: int = 200) -> dict:
     questions += random.Random(0).sample(load_samples(world / "test_seen.jsonl"), n_seen)
     truth = {r["id"]: r for r in _records(world, "test")}
     clips = sorted({q.meta["clip"] for q in questions})
-    enc = SampleEncoder.for_model(model, DEMO_MEDIA)
-    said: dict[str, dict[int, tuple[str, str]]] = {}
-    with torch.no_grad():
-        for i in range(0, len(clips), 32):
-            group = clips[i:i + 32]
-            encoded = [enc.encode(prompt_sample(CAPTION_PROMPT, str(world / truth[c]["media"]), sample_id=c),
-                                  Path("."), for_generation=True) for c in group]
-            out = generate(model, collate(encoded, model.processor.tokenizer.pad_token_id, "left"),
-                           GenerationConfig(max_new_tokens=96))
-            for c, text in zip(group, out.texts, strict=True):
-                said[c] = parse_caption(text)
+    said = dict(zip(clips, caption_clips(model, world, [truth[c] for c in clips], 32), strict=True))
     by_type: dict[str, list[bool]] = {}
     for q in questions:
         by_type.setdefault(q.question_type, []).append(answer_from_caption(q, said.get(q.meta["clip"], {})))
@@ -167,7 +154,6 @@ def crossmodal_items(record: dict) -> list[tuple[str, dict, str, str]]:
 
 
 def train_crossmodal(base: str, world: Path, out: Path, steps: int) -> Path:
-    from latentomni.train.config import TrainConfig
     from latentomni.train.trainer import train
 
     rows = [_sample(f"x-{r['id']}-{k}", r["media"], q, a, a, kind, "AV")
@@ -176,13 +162,8 @@ def train_crossmodal(base: str, world: Path, out: Path, steps: int) -> Path:
     random.Random(0).shuffle(perception)
     out.mkdir(parents=True, exist_ok=True)
     write_samples(rows + perception[:len(rows)], out / "crossmodal_mix.jsonl")
-    cfg = TrainConfig.model_validate({
-        "model": {"base": base, "dtype": "float32"}, "latent": {"latent_mode": False},
-        "data": {"train_file": str(out / "crossmodal_mix.jsonl"), "variant": "text_cot",
-                 "media": DEMO_MEDIA.model_dump(), "media_cache_size": 4096},
-        "training": {**RECIPE["training"], "max_steps": steps, "output_dir": str(out / "model"),
-                     "logging_steps": 50, "save_steps": 100000, "report_to": [], "seed": 0},
-    })
+    cfg = stage_config(base, out / "crossmodal_mix.jsonl", out / "model", steps, RECIPE["training"],
+                       save_steps=100000, report_to=[], seed=0)
     train(cfg)
     return out / "model"
 
@@ -197,17 +178,13 @@ class BindingHeads(nn.Module):
         self.sound = nn.Linear(hidden, len(SOUNDS))
 
 
-def _binding_labels(record: dict, n_audio: int, steps: int, fps: float = 2.0, per_step: int = 2):
+def _binding_labels(record: dict, n_audio: int, steps: int, frames_per_step: int):
+    """Per audio token, the visual attributes on screen at its time; per video time step, the sound."""
     segs = record["segments"]
-    audio = []
-    for j in range(n_audio):
-        s = _segment_at(segs, (j + 0.5) / AUDIO_TOKENS_PER_SECOND)
-        audio.append([VISUAL_CLASSES[a].index(s[a]) if s else IGNORE for a in VISUAL_CLASSES])
-    video = []
-    for t in range(steps):
-        hit = [_segment_at(segs, (i + 0.5) / fps) for i in range(t * per_step, (t + 1) * per_step)]
-        same = all(h is not None and h is hit[0] for h in hit)
-        video.append(SOUNDS.index(hit[0]["sound"]) if same else IGNORE)
+    audio = [[VISUAL_CLASSES[a].index(s[a]) if s else IGNORE for a in VISUAL_CLASSES]
+             for s in segment_per_audio_token(segs, n_audio)]
+    video = [SOUNDS.index(s["sound"]) if s else IGNORE
+             for s in segment_per_time_step(segs, steps * frames_per_step, DEMO_MEDIA.fps, frames_per_step)]
     return torch.tensor(audio), torch.tensor(video)
 
 
@@ -225,7 +202,7 @@ def _binding_pass(model, heads, enc, world: Path, records: list[dict], layer: in
         a = hidden[i][ids[i] == cfg.audio_token_id]
         steps = int(batch["video_grid_thw"][i, 0])
         v = hidden[i][ids[i] == cfg.video_token_id].view(steps, -1, hidden.shape[-1]).mean(1)
-        al, vl = _binding_labels(r, a.shape[0], steps)
+        al, vl = _binding_labels(r, a.shape[0], steps, model.processor.video_processor.temporal_patch_size)
         audio.append(a)
         video.append(v)
         alabels.append(al)
@@ -233,12 +210,7 @@ def _binding_pass(model, heads, enc, world: Path, records: list[dict], layer: in
     audio, video, alabels, vlabels = torch.cat(audio), torch.cat(video), torch.cat(alabels), torch.cat(vlabels)
     outs = [(f"audio->{a}", head(audio), alabels[:, k]) for k, (a, head) in enumerate(heads.visual.items())]
     outs.append(("video->sound", heads.sound(video), vlabels))
-    loss, stats = torch.zeros(()), {}
-    for name, logits, labels in outs:
-        keep = labels != IGNORE
-        loss = loss + nn.functional.cross_entropy(logits[keep], labels[keep])
-        stats[name] = (int((logits[keep].argmax(-1) == labels[keep]).sum()), int(keep.sum()))
-    return loss, stats
+    return readout_loss(outs)
 
 
 def binding(model, world: Path, steps: int, layer: int, n_test: int = 60, lr: float = 1e-3) -> dict:
@@ -250,30 +222,18 @@ def binding(model, world: Path, steps: int, layer: int, n_test: int = 60, lr: fl
     torch.manual_seed(0)
     heads = BindingHeads(model.config.text_config.hidden_size)
     params = [p for p in inner.language_model.parameters() if p.requires_grad] + list(heads.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.05)
     enc = SampleEncoder.for_model(model, DEMO_MEDIA, media_cache_size=4096)
     train, rng = _records(world, "train"), random.Random(0)
     model.train()
-    for _ in range(steps):
-        loss, _ = _binding_pass(model, heads, enc, world, rng.sample(train, min(8, len(train))), layer)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
+    fit_readout(params, lambda: _binding_pass(model, heads, enc, world, rng.sample(train, min(8, len(train))),
+                                              layer)[0], steps, lr, "binding")
     model.eval()
     test, report = _records(world, "test", n_test), {}
-    for label, upd in CONTROLS.items():
-        enc = SampleEncoder.for_model(model, DEMO_MEDIA.model_copy(update=upd))
-        totals: dict[str, list[int]] = {}
+    for label, media in MODALITY_CONTROLS.items():
+        enc = SampleEncoder.for_model(model, media)
         with torch.no_grad():
-            for i in range(0, len(test), 20):
-                for k, (c, n) in _binding_pass(model, heads, enc, world, test[i:i + 20], layer)[1].items():
-                    totals.setdefault(k, [0, 0])
-                    totals[k][0] += c
-                    totals[k][1] += n
-        report[label] = {k: round(c / max(n, 1), 3) for k, (c, n) in totals.items()}
+            report[label] = readout_accuracy([_binding_pass(model, heads, enc, world, test[i:i + 20], layer)[1]
+                                              for i in range(0, len(test), 20)])
     return report
 
 

@@ -97,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
         gcfg = GenerationConfig(max_new_tokens=64)
         out_cpu = generate(cpu, prompts, gcfg, logits_processor=force)
-        out_gpu = generate(model, batch_to(prompts, dev), gcfg,
-                           logits_processor=force)
+        out_gpu = generate(model, batch_to(prompts, dev), gcfg, logits_processor=force)
         same = [x == y for x, y in zip(out_cpu.texts, out_gpu.texts, strict=True)]
         report["generation_parity"] = {"same_text": sum(same), "of": len(same), "blocks_cpu": out_cpu.num_blocks,
                                        "blocks_gpu": out_gpu.num_blocks}

@@ -51,7 +51,7 @@ def _setup(workdir: Path, device: str = "cpu", **sizes: int):
     render_av(workdir / "clip.mp4", frames, 4, np.concatenate([tone(440 * (1 + i), 1.0, 44100) for i in range(4)]))
     build_tiny_base(workdir / "base", **sizes)
     model = LatentOmniModel.from_base(workdir / "base", LatentConfig()).to(device)
-    enc = SampleEncoder(model.processor, model.latent, model.token_ids, MediaSettings(max_pixels=56 * 56))
+    enc = SampleEncoder.for_model(model, MediaSettings(max_pixels=56 * 56))
     reasoning = "I listen for the high tone and look at what is on screen when it sounds. " * 3
 
     def sample(i: int) -> dict:

@@ -50,7 +50,7 @@ def encode_batch(model, samples, base_dir, for_generation=False, variant="latent
     from latentomni.data.collate import MediaSettings, SampleEncoder, collate
     from latentomni.data.schema import parse_sample
 
-    enc = SampleEncoder(model.processor, model.latent, model.token_ids, MediaSettings(max_pixels=56 * 56, **media))
+    enc = SampleEncoder.for_model(model, MediaSettings(max_pixels=56 * 56, **media))
     encoded = [enc.encode(parse_sample(s), base_dir, variant=variant, for_generation=for_generation)
                for s in samples]
     side = "left" if for_generation else "right"

@@ -9,6 +9,8 @@ from pathlib import Path
 from latentomni.data.schema import load_samples
 from latentomni.data.world import generate_world
 from latentomni.data.world.scene import clip_from_record, dense_line
+from latentomni.demo.base import parse_caption
+from latentomni.demo.encoders import segment_per_audio_token
 
 SPEC = importlib.util.spec_from_file_location(
     "base_skills", Path(__file__).resolve().parents[2] / "benchmarks" / "base_skills.py")
@@ -28,7 +30,7 @@ def test_true_caption_answers_every_question(tmp_path):
     assert len(questions) > 30
     for q in questions:
         clip = clip_from_record(records[q.meta["clip"]])
-        lines = skills.parse_caption("\n".join(dense_line(s) for s in clip.segments))
+        lines = parse_caption("\n".join(dense_line(s) for s in clip.segments))
         assert len(lines) == len(clip.segments)
         assert skills.answer_from_caption(q, lines), (q.id, q.question_type, lines)
         wrong = {k: (v.replace("silence", "a low tone"), "a low tone") for k, (v, _) in lines.items()}
@@ -41,9 +43,10 @@ def test_probe_items_and_binding_labels_follow_the_timeline(tmp_path):
     record = next(iter(records.values()))
     segs = record["segments"]
     n_audio = int(record["duration"] * 25)
-    audio, video = skills._binding_labels(record, n_audio, steps=int(record["duration"]))
+    audio, video = skills._binding_labels(record, n_audio, steps=int(record["duration"]), frames_per_step=2)
+    per_token = segment_per_audio_token(segs, n_audio)
     for j in (0, n_audio - 1):
-        seg = skills._segment_at(segs, (j + 0.5) / 25)
+        seg = per_token[j]
         assert audio[j, 0] == skills.VISUAL_CLASSES["colour"].index(seg["colour"])
     assert video[0] == skills.SOUNDS.index(segs[0]["sound"]) or segs[0]["end"] < 1.0
     for kind, rec, question, answer in skills.crossmodal_items(record):

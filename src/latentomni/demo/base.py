@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.collate import MediaSettings
+from ..data.collate import MediaSettings, SampleEncoder, collate
 from ..data.schema import write_samples
 from ..data.world import generate_world
 from ..data.world.generate import media_path
@@ -68,7 +68,6 @@ def sha256(path: Path) -> str:
 def pretrain_base(out_dir: Path = ASSET_DIR, work_dir: Path = Path("runs/base"), max_steps: int | None = None,
                   max_minutes: float | None = 60.0, workers: int = 2) -> dict:
     """Train the base model from a random init and write it (with recipe.json) to ``out_dir``."""
-    from ..train.config import TrainConfig
     from ..train.trainer import train
 
     recipe = json.loads(json.dumps(RECIPE))
@@ -101,16 +100,9 @@ def pretrain_base(out_dir: Path = ASSET_DIR, work_dir: Path = Path("runs/base"),
         left = None if max_minutes is None else max(0.5, max_minutes - (time.time() - t0) / 60)
         files = [data[name] for name in stage["data"]]
         train_file = files[0] if len(files) == 1 else _concat(files, world.out_dir / f"stage-{stage['name']}.jsonl")
-        cfg = TrainConfig.model_validate({
-            "model": {"base": str(base), "dtype": "float32"},
-            "latent": {"latent_mode": False},
-            "data": {"train_file": str(train_file), "variant": "text_cot", "media": DEMO_MEDIA.model_dump(),
-                     "media_cache_size": 4096},
-            "training": {**recipe["training"], "max_steps": stage["max_steps"],
-                         "output_dir": str(work_dir / stage["name"]), "logging_steps": 50, "save_steps": 500,
-                         "save_total_limit": 1, "report_to": ["tensorboard"], "seed": recipe["seed"],
-                         "max_minutes": left},
-        })
+        cfg = stage_config(base, train_file, work_dir / stage["name"], stage["max_steps"], recipe["training"],
+                           save_steps=500, save_total_limit=1, report_to=["tensorboard"], seed=recipe["seed"],
+                           max_minutes=left)
         metrics = train(cfg, resume=True)
         steps_trained += metrics["global_step"]
         stage_reports.append({"name": stage["name"], "steps": metrics["global_step"],
@@ -138,11 +130,55 @@ def pretrain_base(out_dir: Path = ASSET_DIR, work_dir: Path = Path("runs/base"),
     return report
 
 
+def stage_config(base: str | Path, train_file: str | Path, output_dir: str | Path, max_steps: int,
+                 training: dict, **extra):
+    """The text-only (no latent) training config of a base-model stage on ``train_file``, in the demo's media
+    settings; ``training`` is the recipe's optimiser block and ``extra`` adds or overrides training fields."""
+    from ..train.config import TrainConfig
+
+    return TrainConfig.model_validate({
+        "model": {"base": str(base), "dtype": "float32"},
+        "latent": {"latent_mode": False},
+        "data": {"train_file": str(train_file), "variant": "text_cot", "media": DEMO_MEDIA.model_dump(),
+                 "media_cache_size": 4096},
+        "training": {**training, "max_steps": max_steps, "output_dir": str(output_dir), "logging_steps": 50,
+                     **extra},
+    })
+
+
+def truth_records(ground_truth: str | Path, split: str | None = None) -> list[dict]:
+    """The world's per-clip ground-truth records (``ground_truth.jsonl``), optionally of one split."""
+    rows = [json.loads(line) for line in Path(ground_truth).read_text().splitlines()]
+    return [r for r in rows if split is None or r["split"] == split]
+
+
+def ask(model, world_dir: Path, prompts: list[tuple[str, str, str]], media: MediaSettings = DEMO_MEDIA,
+        max_new_tokens: int = 40, batch_size: int = 32) -> list[str]:
+    """Greedy replies to open (question, media path relative to ``world_dir``, sample id) prompts, batched."""
+    enc = SampleEncoder.for_model(model, media)
+    gen = GenerationConfig(max_new_tokens=max_new_tokens)
+    texts: list[str] = []
+    with torch.no_grad():
+        for i in range(0, len(prompts), batch_size):
+            encoded = [enc.encode(prompt_sample(q, str(Path(world_dir) / m), sample_id=sid), Path("."),
+                                  for_generation=True) for q, m, sid in prompts[i:i + batch_size]]
+            texts += generate(model, collate(encoded, model.processor.tokenizer.pad_token_id, "left"), gen).texts
+    return texts
+
+
+# Test-time modality controls: a model that reads a modality drops to chance when that one is zeroed.
+MODALITY_CONTROLS: dict[str, MediaSettings] = {
+    "as is": DEMO_MEDIA,
+    "video zeroed": DEMO_MEDIA.model_copy(update={"zero_video": True}),
+    "audio zeroed": DEMO_MEDIA.model_copy(update={"zero_audio": True}),
+}
+
+
 def _stage_data(world) -> dict[str, Path]:
     """The training files the stages draw on, by name (``first_last`` is written here, from the clips)."""
     path = world.out_dir / "first_last.jsonl"
-    clips = [json.loads(line) for line in world.path("ground_truth").read_text().splitlines()]
-    rows = [s for c in clips if c["split"] == "train" for s in first_last_samples(clip_from_record(c), c["media"])]
+    rows = [s for c in truth_records(world.path("ground_truth"), "train")
+            for s in first_last_samples(clip_from_record(c), c["media"])]
     write_samples(rows, path)
     return {"first_last": path, "perception": world.path("perception")}
 
@@ -160,25 +196,13 @@ def first_last_quality(model, world_dir: Path, ground_truth: Path, split: str = 
                        batch_size: int = 32) -> dict:
     """Held-out accuracy on stage 1's questions, per question, with the video and with the audio zeroed too:
     a base that reads a modality drops to chance on its questions when that modality is zeroed."""
-    from ..data.collate import SampleEncoder, collate
-
-    records = [json.loads(line) for line in Path(ground_truth).read_text().splitlines()]
-    clips = [clip_from_record(r) for r in records if r["split"] == split]
+    clips = [clip_from_record(r) for r in truth_records(ground_truth, split)]
     out: dict[str, dict[str, float]] = {}
-    for label, media in (("as is", DEMO_MEDIA), ("video zeroed", DEMO_MEDIA.model_copy(update={"zero_video": True})),
-                         ("audio zeroed", DEMO_MEDIA.model_copy(update={"zero_audio": True}))):
-        enc = SampleEncoder.for_model(model, media)
+    for label, media in MODALITY_CONTROLS.items():
         for attribute, end, question in FIRST_LAST_QUESTIONS:
-            right = 0
-            with torch.no_grad():
-                for i in range(0, len(clips), batch_size):
-                    group = clips[i:i + batch_size]
-                    encoded = [enc.encode(prompt_sample(question, str(Path(world_dir) / media_path(g)), sample_id=g.id),
-                                          Path("."), for_generation=True) for g in group]
-                    texts = generate(model, collate(encoded, model.processor.tokenizer.pad_token_id, "left"),
-                                     GenerationConfig(max_new_tokens=8)).texts
-                    for g, text in zip(group, texts, strict=True):
-                        right += text.strip().rstrip(".").lower() == first_last_answer(g, attribute, end)
+            texts = ask(model, world_dir, [(question, media_path(c), c.id) for c in clips], media, 8, batch_size)
+            right = sum(t.strip().rstrip(".").lower() == first_last_answer(c, attribute, end)
+                        for c, t in zip(clips, texts, strict=True))
             out.setdefault(f"{attribute}_{end}", {})[label] = round(right / max(len(clips), 1), 3)
     return out
 
@@ -186,38 +210,39 @@ def first_last_quality(model, world_dir: Path, ground_truth: Path, split: str = 
 _LINE = re.compile(r"Segment\s+(\d+)\s*\([^)]*\)\s*:\s*(.*?)\s*;\s*(.*?)\s*\.?\s*$")
 
 
+def parse_caption(text: str) -> dict[int, tuple[str, str]]:
+    """Segment number -> (visual phrase, audio phrase) of each well-formed line of a clip caption."""
+    lines = (_LINE.match(line.strip()) for line in text.splitlines())
+    return {int(m.group(1)): (m.group(2).strip(), m.group(3).strip()) for m in lines if m}
+
+
+def caption_clips(model, world_dir: Path, records: list[dict],
+                  batch_size: int = 16) -> list[dict[int, tuple[str, str]]]:
+    """The model's parsed segment-by-segment caption of each ground-truth record's clip."""
+    texts = ask(model, world_dir, [(CAPTION_PROMPT, r["media"], r["id"]) for r in records], DEMO_MEDIA, 96,
+                batch_size)
+    return [parse_caption(t) for t in texts]
+
+
 def perception_quality(model, world_dir: Path, ground_truth: Path, split: str = "test", batch_size: int = 16,
                        limit: int | None = None) -> dict:
     """Per-segment caption accuracy per modality on held-out clips (exact visual / audio phrases)."""
-    from ..data.collate import SampleEncoder, collate
-
-    clips = [json.loads(line) for line in Path(ground_truth).read_text().splitlines()]
-    clips = [c for c in clips if c.get("split") == split][:limit]
-    enc = SampleEncoder.for_model(model, DEMO_MEDIA)
-    gen = GenerationConfig(max_new_tokens=96)
+    clips = truth_records(ground_truth, split)[:limit]
     visual = audio = both = total = 0
     per_attr = {k: 0 for k in ("colour", "shape", "count", "sound")}
-    with torch.no_grad():
-        for i in range(0, len(clips), batch_size):
-            group = clips[i:i + batch_size]
-            encoded = [enc.encode(prompt_sample(CAPTION_PROMPT, str(Path(world_dir) / g["media"]), sample_id=g["id"]),
-                                  Path("."), for_generation=True) for g in group]
-            out = generate(model, collate(encoded, model.processor.tokenizer.pad_token_id, "left"), gen)
-            for g, text in zip(group, out.texts, strict=True):
-                said = {int(m.group(1)): (m.group(2).strip(), m.group(3).strip())
-                        for m in (_LINE.match(line.strip()) for line in text.splitlines()) if m}
-                for seg in g["segments"]:
-                    total += 1
-                    v_true = visual_phrase(_visual(seg))
-                    a_true = audio_phrase(seg["sound"])
-                    v_said, a_said = said.get(seg["segment"], ("", ""))
-                    visual += v_said == v_true
-                    audio += a_said == a_true
-                    both += (v_said == v_true) and (a_said == a_true)
-                    per_attr["colour"] += seg["colour"] in v_said
-                    per_attr["shape"] += seg["shape"] in v_said
-                    per_attr["count"] += v_said.split(" ")[0] == v_true.split(" ")[0]
-                    per_attr["sound"] += a_said == a_true
+    for g, said in zip(clips, caption_clips(model, world_dir, clips, batch_size), strict=True):
+        for seg in g["segments"]:
+            total += 1
+            v_true = visual_phrase(_visual(seg))
+            a_true = audio_phrase(seg["sound"])
+            v_said, a_said = said.get(seg["segment"], ("", ""))
+            visual += v_said == v_true
+            audio += a_said == a_true
+            both += (v_said == v_true) and (a_said == a_true)
+            per_attr["colour"] += seg["colour"] in v_said
+            per_attr["shape"] += seg["shape"] in v_said
+            per_attr["count"] += v_said.split(" ")[0] == v_true.split(" ")[0]
+            per_attr["sound"] += a_said == a_true
     n = max(total, 1)
     return {"segments": total, "clips": len(clips), "visual_accuracy": round(visual / n, 3),
             "audio_accuracy": round(audio / n, 3), "both_accuracy": round(both / n, 3),

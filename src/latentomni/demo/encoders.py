@@ -53,27 +53,74 @@ def _segment_at(segments: list[dict], t: float) -> dict | None:
     return next((s for s in segments if s["start"] <= t < s["end"]), None)
 
 
+def segment_per_audio_token(segments: list[dict], n_audio: int) -> list[dict | None]:
+    """The ground-truth segment at each audio token's time (None past the last segment)."""
+    return [_segment_at(segments, (j + 0.5) / AUDIO_TOKENS_PER_SECOND) for j in range(n_audio)]
+
+
+def segment_per_time_step(segments: list[dict], n_frames: int, fps: float, frames_per_step: int) -> list[dict | None]:
+    """The segment of each video time step (``frames_per_step`` frames merged into one step of tokens, the
+    last step padded as the video processor pads it), or None where the step straddles two segments and so
+    has no single label."""
+    times = (np.arange(n_frames) + 0.5) / fps
+    out = []
+    for t in range(-(-n_frames // frames_per_step)):
+        hit = [_segment_at(segments, float(x)) for x in times[t * frames_per_step:(t + 1) * frames_per_step]]
+        out.append(hit[0] if all(h is not None and h is hit[0] for h in hit) else None)
+    return out
+
+
 def clip_tensors(processor, record: dict, world_dir: Path, media: MediaSettings) -> ClipTensors:
     """Decode one clip with the same settings as training and label each video time step and audio token."""
     path = Path(world_dir) / record["media"]
     clip = decode_video(path, media.fps, media.max_frames, media.max_pixels)
     vp = processor.video_processor(videos=[clip.frames], return_tensors="pt", do_sample_frames=False)
-    tps = processor.video_processor.temporal_patch_size
     segs = record["segments"]
-    frame_times = (np.arange(len(clip.frames)) + 0.5) / clip.fps
-    rows = []
-    for t in range(int(vp["video_grid_thw"][0, 0])):
-        hit = [_segment_at(segs, float(x)) for x in frame_times[t * tps:(t + 1) * tps]]
-        same = all(h is not None and h is hit[0] for h in hit)
-        rows.append([VISUAL_CLASSES[a].index(hit[0][a]) if same else IGNORE for a in VISUAL_CLASSES])
+    steps = segment_per_time_step(segs, len(clip.frames), clip.fps, processor.video_processor.temporal_patch_size)
+    rows = [[VISUAL_CLASSES[a].index(seg[a]) if seg else IGNORE for a in VISUAL_CLASSES] for seg in steps]
     feats = whisper_features(processor.feature_extractor, decode_audio(path))
-    n_audio = _audio_tokens(feats.shape[-1])
-    audio = []
-    for j in range(n_audio):
-        seg = _segment_at(segs, (j + 0.5) / AUDIO_TOKENS_PER_SECOND)
-        audio.append(SOUNDS.index(seg["sound"]) if seg is not None else IGNORE)
+    audio = [SOUNDS.index(seg["sound"]) if seg else IGNORE
+             for seg in segment_per_audio_token(segs, _audio_tokens(feats.shape[-1]))]
     return ClipTensors(vp["pixel_values_videos"], vp["video_grid_thw"], feats, torch.tensor(rows),
                        torch.tensor(audio))
+
+
+def readout_loss(outputs: list[tuple[str, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, dict]:
+    """Summed cross-entropy of (name, logits, labels) read-outs, skipping IGNORE labels, and
+    (correct, counted) per name."""
+    loss = torch.zeros(())
+    stats: dict[str, tuple[int, int]] = {}
+    for name, logits, labels in outputs:
+        keep = labels != IGNORE
+        loss = loss + nn.functional.cross_entropy(logits[keep], labels[keep])
+        stats[name] = (int((logits[keep].argmax(-1) == labels[keep]).sum()), int(keep.sum()))
+    return loss, stats
+
+
+def readout_accuracy(stats: list[dict[str, tuple[int, int]]]) -> dict[str, float]:
+    """Accuracy per name over the (correct, counted) stats of several batches."""
+    totals: dict[str, list[int]] = {}
+    for batch in stats:
+        for k, (c, n) in batch.items():
+            totals.setdefault(k, [0, 0])
+            totals[k][0] += c
+            totals[k][1] += n
+    return {k: round(c / max(n, 1), 3) for k, (c, n) in totals.items()}
+
+
+def fit_readout(params: list[nn.Parameter], loss_fn, steps: int, lr: float, label: str) -> None:
+    """AdamW with a one-cycle schedule and gradient clipping over ``steps`` calls of ``loss_fn()``."""
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.05)
+    for step in range(1, steps + 1):
+        loss = loss_fn()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps:
+            log.info("%s step %d/%d: loss %.3f", label, step, steps, float(loss))
 
 
 class EncoderHeads(nn.Module):
@@ -96,15 +143,9 @@ class EncoderHeads(nn.Module):
         feats, mask = pad_features([c.features for c in clips])
         audio = inner.get_audio_features(feats, mask, return_dict=True).last_hidden_state
         alabels = torch.cat([c.audio_labels for c in clips])
-        loss = torch.zeros(())
-        stats: dict[str, tuple[int, int]] = {}
         outs = [(a, head(steps), vlabels[:, k]) for k, (a, head) in enumerate(self.visual.items())]
         outs.append(("sound", self.audio(audio), alabels))
-        for name, logits, labels in outs:
-            keep = labels != IGNORE
-            loss = loss + nn.functional.cross_entropy(logits[keep], labels[keep])
-            stats[name] = (int((logits[keep].argmax(-1) == labels[keep]).sum()), int(keep.sum()))
-        return loss, stats
+        return readout_loss(outs)
 
 
 def pretrain_encoders(thinker, processor, world_dir: str | Path, ground_truth: str | Path, media: MediaSettings,
@@ -124,28 +165,13 @@ def pretrain_encoders(thinker, processor, world_dir: str | Path, ground_truth: s
     heads = EncoderHeads(thinker.config.text_config.hidden_size)
     inner = thinker.model
     params = [*inner.visual.parameters(), *inner.audio_tower.parameters(), *heads.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     rng = random.Random(seed)
     thinker.train()
-    for step in range(1, steps + 1):
-        loss, _ = heads(thinker, rng.sample(train, min(batch_size, len(train))))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        if step % 100 == 0 or step == steps:
-            log.info("encoder pretraining step %d/%d: loss %.3f", step, steps, float(loss))
+    fit_readout(params, lambda: heads(thinker, rng.sample(train, min(batch_size, len(train))))[0], steps, lr,
+                "encoder pretraining")
     thinker.eval()
-    totals: dict[str, list[int]] = {}
     with torch.no_grad():
-        for i in range(0, len(test), batch_size):
-            _, stats = heads(thinker, test[i:i + batch_size])
-            for k, (c, n) in stats.items():
-                totals.setdefault(k, [0, 0])
-                totals[k][0] += c
-                totals[k][1] += n
-    accuracy = {k: round(c / max(n, 1), 3) for k, (c, n) in totals.items()}
+        accuracy = readout_accuracy([heads(thinker, test[i:i + batch_size])[1]
+                                     for i in range(0, len(test), batch_size)])
     log.info("encoder read-out accuracy on held-out clips: %s", accuracy)
     return {"steps": steps, "heldout_readout_accuracy": accuracy, "minutes": round((time.time() - t0) / 60, 1)}
