@@ -10,6 +10,9 @@ script measures each link on held-out clips, with the modality controls that tel
 * ``crossmodal`` -- open cross-modal probes ("What is on screen while the high tone plays?", "What is heard
   while a red shape is on screen?"), optionally after ``--train-steps`` of fine-tuning on them (mixed 1:1
   with the base's perception data).
+* ``grounding`` -- where head 0 of LLM layers 2 and 3 looks while answering an open cross-modal probe: the
+  share of its attention over the audio tokens on the named segment (the base's stage 3 trains this), with
+  the share a question-blind look would give. Compare ``--model runs/base/perception`` (before stage 3).
 * ``binding`` -- linear heads on an intermediate LLM layer read, from each audio token, what is on screen at
   that token's time, and from each video time step what is heard; ``--steps`` trains the LLM and the heads.
 
@@ -18,6 +21,7 @@ Run from a source checkout after ``make demo`` (which writes the world), e.g.::
     python benchmarks/base_skills.py retrieval
     python benchmarks/base_skills.py crossmodal --train-steps 600 --out runs/skills/crossmodal
     python benchmarks/base_skills.py binding --steps 400 --out runs/skills/binding
+    python benchmarks/base_skills.py grounding --clips 60
 
 Each prints one JSON object; nothing here is used by the package.
 """
@@ -32,13 +36,12 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from latentomni.data.collate import SampleEncoder, collate
 from latentomni.data.schema import load_samples, write_samples
-from latentomni.data.world.perception import _sample
-from latentomni.data.world.questions import QUESTION_TYPES, answer_text, when_clause
-from latentomni.data.world.scene import SOUNDS, VALUES, audio_phrase, clip_from_record, seconds, visual_phrase
+from latentomni.data.world.perception import _sample, crossmodal_probes, crossmodal_samples
+from latentomni.data.world.questions import QUESTION_TYPES, answer_text
+from latentomni.data.world.scene import SOUNDS, VALUES, clip_from_record, seconds
 from latentomni.demo.base import (
     CAPTION_PROMPT,
     DEMO_MEDIA,
@@ -55,9 +58,9 @@ from latentomni.demo.encoders import (
     fit_readout,
     readout_accuracy,
     readout_loss,
-    segment_per_audio_token,
     segment_per_time_step,
 )
+from latentomni.demo.grounding import BindingHeads, audio_binding_labels, named_audio_positions
 from latentomni.inference import prompt_sample
 from latentomni.model.wrapper import LatentOmniModel
 
@@ -140,17 +143,7 @@ def caption_oracle(model, world: Path, n_seen: int = 200) -> dict:
 def crossmodal_items(record: dict) -> list[tuple[str, dict, str, str]]:
     """Open questions that name a moment in one modality and ask about the other (no count anchors: those
     stay held out, as in the demo's question split)."""
-    clip = clip_from_record(record)
-    items = []
-    for s in clip.segments:
-        if sum(o.sound == s.sound for o in clip.segments) == 1:
-            items.append(("see_at_sound", record, f"What is on screen {when_clause('sound', s.sound)}?",
-                          visual_phrase(s.visual)))
-        for a in ("colour", "shape"):
-            if sum(o.attribute(a) == s.attribute(a) for o in clip.segments) == 1:
-                items.append((f"hear_at_{a}", record, f"What is heard {when_clause(a, s.attribute(a))}?",
-                              audio_phrase(s.sound)))
-    return items
+    return [(kind, record, q, a) for kind, q, a, _ in crossmodal_probes(clip_from_record(record))]
 
 
 def train_crossmodal(base: str, world: Path, out: Path, steps: int) -> Path:
@@ -168,24 +161,40 @@ def train_crossmodal(base: str, world: Path, out: Path, steps: int) -> Path:
     return out / "model"
 
 
+# -- grounding: where the supervised heads look ----------------------------------------------------------
+def attention_on_named_segment(model_dir: str, world: Path, records: list[dict], layers=(2, 3)) -> dict:
+    """Per probe kind and layer: the share of head 0's attention over the audio tokens that falls on the
+    named segment at the first answer position (what stage 3's retrieval target trains), against the share
+    of audio tokens the segment holds (a look that ignores the question)."""
+    model = LatentOmniModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+    enc, aid = SampleEncoder.for_model(model, DEMO_MEDIA), model.config.audio_token_id
+    samples = [s for r in records for s in crossmodal_samples(clip_from_record(r), r["media"])]
+    share: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for i in range(0, len(samples), 16):
+            part = samples[i:i + 16]
+            batch = collate([enc.encode(s, world, variant="text_cot") for s in part],
+                            model.processor.tokenizer.pad_token_id, "right")
+            attn = model.teacher_forced_hidden(batch, output_attentions=True)[2]
+            answers = batch["labels"][:, 1:] != IGNORE
+            for b, s in enumerate(part):
+                ids, kind = batch["input_ids"][b], s.question_type.split("/")[1]
+                audio, inside = (ids == aid).nonzero().squeeze(1), named_audio_positions(ids, aid, s.meta["evidence"])
+                q = answers[b].nonzero()[0, 0]
+                for layer in layers:
+                    row = attn[layer][b, 0, q]
+                    share.setdefault(f"{kind} / layer {layer}", []).append(float(row[inside].sum() / row[audio].sum()))
+                share.setdefault(f"{kind} / chance", []).append(len(inside) / len(audio))
+    return {k: round(sum(v) / len(v), 3) for k, v in share.items()}
+
+
 # -- binding read-outs -----------------------------------------------------------------------------------
-class BindingHeads(nn.Module):
-    """Audio token -> visual attributes at its time; video time step -> sound at its time."""
-
-    def __init__(self, hidden: int):
-        super().__init__()
-        self.visual = nn.ModuleDict({a: nn.Linear(hidden, len(v)) for a, v in VISUAL_CLASSES.items()})
-        self.sound = nn.Linear(hidden, len(SOUNDS))
-
-
 def _binding_labels(record: dict, n_audio: int, steps: int, frames_per_step: int):
     """Per audio token, the visual attributes on screen at its time; per video time step, the sound."""
-    segs = record["segments"]
-    audio = [[VISUAL_CLASSES[a].index(s[a]) if s else IGNORE for a in VISUAL_CLASSES]
-             for s in segment_per_audio_token(segs, n_audio)]
     video = [SOUNDS.index(s["sound"]) if s else IGNORE
-             for s in segment_per_time_step(segs, steps * frames_per_step, DEMO_MEDIA.fps, frames_per_step)]
-    return torch.tensor(audio), torch.tensor(video)
+             for s in segment_per_time_step(record["segments"], steps * frames_per_step, DEMO_MEDIA.fps,
+                                            frames_per_step)]
+    return audio_binding_labels(record, n_audio), torch.tensor(video)
 
 
 def _binding_pass(model, heads, enc, world: Path, records: list[dict], layer: int):
@@ -220,7 +229,7 @@ def binding(model, world: Path, steps: int, layer: int, n_test: int = 60, lr: fl
     for p in [*inner.visual.parameters(), *inner.audio_tower.parameters()]:
         p.requires_grad_(False)
     torch.manual_seed(0)
-    heads = BindingHeads(model.config.text_config.hidden_size)
+    heads = BindingHeads(model.config.text_config.hidden_size, len(SOUNDS))
     params = [p for p in inner.language_model.parameters() if p.requires_grad] + list(heads.parameters())
     enc = SampleEncoder.for_model(model, DEMO_MEDIA, media_cache_size=4096)
     train, rng = _records(world, "train"), random.Random(0)
@@ -239,7 +248,7 @@ def binding(model, world: Path, steps: int, layer: int, n_test: int = 60, lr: fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("probe", choices=["retrieval", "caption-oracle", "crossmodal", "binding"])
+    ap.add_argument("probe", choices=["retrieval", "caption-oracle", "crossmodal", "grounding", "binding"])
     ap.add_argument("--model", default="src/latentomni/assets/tiny-base")
     ap.add_argument("--world", type=Path, default=Path("runs/demo/world"))
     ap.add_argument("--clips", type=int, default=200, help="held-out clips to probe")
@@ -252,6 +261,11 @@ def main() -> None:
     model_dir = args.model
     if args.probe == "crossmodal" and args.train_steps:
         model_dir = str(train_crossmodal(args.model, args.world, args.out, args.train_steps))
+    if args.probe == "grounding":
+        result = attention_on_named_segment(model_dir, args.world, _records(args.world, "test", args.clips))
+        print(json.dumps({"probe": args.probe, "model": model_dir, "result": result,
+                          "seconds": round(time.time() - t0, 1)}, indent=2))
+        return
     model = LatentOmniModel.from_pretrained(model_dir).eval()
     if args.probe == "retrieval":
         result = _controls(model, args.world, retrieval_items(_records(args.world, "test", args.clips)))

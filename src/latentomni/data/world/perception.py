@@ -19,8 +19,17 @@ from typing import Any
 import numpy as np
 
 from latentomni.data.schema import TrainingSample
-from latentomni.data.world.questions import LETTERS, N_OPTIONS, answer_text, answer_vocabulary
-from latentomni.data.world.scene import NUMBER_WORDS, TONES, Clip, Segment, dense_line, seconds
+from latentomni.data.world.questions import LETTERS, N_OPTIONS, answer_text, answer_vocabulary, when_clause
+from latentomni.data.world.scene import (
+    NUMBER_WORDS,
+    TONES,
+    Clip,
+    Segment,
+    audio_phrase,
+    dense_line,
+    seconds,
+    visual_phrase,
+)
 
 
 def probe_time(seg: Segment) -> float:
@@ -161,3 +170,27 @@ def first_last_samples(clip: Clip, media: str) -> list[TrainingSample]:
         out.append(_sample(f"world-{clip.id}-{attribute}-{end}", media, question, answer, answer,
                            f"{attribute}_{end}", modality, meta={"clip": clip.id, "duration": clip.duration}))
     return out
+
+
+def crossmodal_probes(clip: Clip) -> list[tuple[str, str, str, Segment]]:
+    """(kind, question, answer, named segment) of every open cross-modal probe of ``clip``: a moment named in
+    one modality ("while the high tone played", "while a red shape was on screen") and a question about the
+    other. Only names that pick out one segment; counts are never the anchor (the demo holds that type out)."""
+    out = []
+    for s in clip.segments:
+        if sum(o.sound == s.sound for o in clip.segments) == 1:
+            out.append(("see_at_sound", f"What is on screen {when_clause('sound', s.sound)}?",
+                        visual_phrase(s.visual), s))
+        for a in ("colour", "shape"):
+            if sum(o.attribute(a) == s.attribute(a) for o in clip.segments) == 1:
+                out.append((f"hear_at_{a}", f"What is heard {when_clause(a, s.attribute(a))}?",
+                            audio_phrase(s.sound), s))
+    return out
+
+
+def crossmodal_samples(clip: Clip, media: str) -> list[TrainingSample]:
+    """:func:`crossmodal_probes` as open-answer samples; ``meta["evidence"]`` is the named segment's window
+    (seconds), the target of the base's grounding stage (see :mod:`latentomni.demo.grounding`)."""
+    return [_sample(f"world-{clip.id}-x{k}", media, question, answer, answer, kind, "AV",
+                    meta={"clip": clip.id, "duration": clip.duration, "evidence": [seg.start, seg.end]})
+            for k, (kind, question, answer, seg) in enumerate(crossmodal_probes(clip))]
