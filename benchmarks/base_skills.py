@@ -7,6 +7,8 @@ script measures each link on held-out clips, with the modality controls that tel
   base trains on these for colours and sounds; shapes are never asked).
 * ``caption-oracle`` -- the base captions each clip segment by segment, then a perfect text reader answers
   every held-out question from that caption alone: the ceiling of a caption-first chain of thought.
+* ``open-questions`` -- the demo's 455 held-out questions asked without their four options: does the model
+  find the answer at all, before having to point at its letter?
 * ``crossmodal`` -- open cross-modal probes ("What is on screen while the high tone plays?", "What is heard
   while a red shape is on screen?"), optionally after ``--train-steps`` of fine-tuning on them (mixed 1:1
   with the base's perception data).
@@ -125,8 +127,7 @@ def answer_from_caption(question, lines: dict[int, tuple[str, str]]) -> bool:
 
 
 def caption_oracle(model, world: Path, n_seen: int = 200) -> dict:
-    questions = load_samples(world / "test.jsonl")
-    questions += random.Random(0).sample(load_samples(world / "test_seen.jsonl"), n_seen)
+    questions = demo_questions(world, n_seen)
     truth = {r["id"]: r for r in _records(world, "test")}
     clips = sorted({q.meta["clip"] for q in questions})
     said = dict(zip(clips, caption_clips(model, world, [truth[c] for c in clips], 32), strict=True))
@@ -137,6 +138,31 @@ def caption_oracle(model, world: Path, n_seen: int = 200) -> dict:
     return {"questions": n, "strict_accuracy": round(sum(sum(v) for v in by_type.values()) / n, 3),
             "by_type": {k: round(sum(v) / len(v), 3) for k, v in by_type.items()},
             "note": "strict: a question whose answer cannot be read from the caption counts as wrong (no guess)"}
+
+
+# -- the demo's own questions, without their options -----------------------------------------------------
+def demo_questions(world: Path, n_seen: int = 200) -> list:
+    """The demo's held-out questions: every unseen-type one, and ``n_seen`` seen-type ones (seed 0)."""
+    return load_samples(world / "test.jsonl") + random.Random(0).sample(load_samples(world / "test_seen.jsonl"), n_seen)
+
+
+def open_questions(model, world: Path) -> dict:
+    """Ask each demo question with its four options removed; a reply is right when it contains the answer's
+    words ("red", "two", "low tone"). Separates finding the answer from pointing at its letter."""
+    questions = demo_questions(world)
+    prompts, keys = [], []
+    for q in questions:
+        text = next(p.text for p in q.messages[0].content if getattr(p, "type", "") == "text")
+        video = next(p.video for p in q.messages[0].content if getattr(p, "type", "") == "video")
+        prompts.append((text.split("\n")[0], video, q.id))
+        keys.append(q.meta["answer_text"].lower().removeprefix("the ").removeprefix("a "))
+    out = {}
+    for label, media in MODALITY_CONTROLS.items():
+        right: dict[str, list[bool]] = {}
+        for q, key, reply in zip(questions, keys, ask(model, world, prompts, media, 16, 48), strict=True):
+            right.setdefault(q.question_type, []).append(re.search(rf"\b{re.escape(key)}\b", reply.lower()) is not None)
+        out[label] = {k: round(sum(v) / len(v), 3) for k, v in sorted(right.items())}
+    return out
 
 
 # -- cross-modal probes ----------------------------------------------------------------------------------
@@ -248,7 +274,8 @@ def binding(model, world: Path, steps: int, layer: int, n_test: int = 60, lr: fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("probe", choices=["retrieval", "caption-oracle", "crossmodal", "grounding", "binding"])
+    ap.add_argument("probe", choices=["retrieval", "caption-oracle", "open-questions", "crossmodal", "grounding",
+                                           "binding"])
     ap.add_argument("--model", default="src/latentomni/assets/tiny-base")
     ap.add_argument("--world", type=Path, default=Path("runs/demo/world"))
     ap.add_argument("--clips", type=int, default=200, help="held-out clips to probe")
@@ -271,6 +298,8 @@ def main() -> None:
         result = _controls(model, args.world, retrieval_items(_records(args.world, "test", args.clips)))
     elif args.probe == "caption-oracle":
         result = caption_oracle(model, args.world)
+    elif args.probe == "open-questions":
+        result = open_questions(model, args.world)
     elif args.probe == "crossmodal":
         items = [it for r in _records(args.world, "test", args.clips) for it in crossmodal_items(r)]
         result = _controls(model, args.world, items, max_new_tokens=16)
