@@ -146,21 +146,26 @@ def demo_questions(world: Path, n_seen: int = 200) -> list:
     return load_samples(world / "test.jsonl") + random.Random(0).sample(load_samples(world / "test_seen.jsonl"), n_seen)
 
 
+def reply_contains_answer(answer_text: str, reply: str) -> bool:
+    """Whether an open reply holds the option's words, without its article: "the low tone" -> "low tone"."""
+    key = answer_text.lower().removeprefix("the ").removeprefix("a ")
+    return re.search(rf"\b{re.escape(key)}\b", reply.lower()) is not None
+
+
 def open_questions(model, world: Path) -> dict:
     """Ask each demo question with its four options removed; a reply is right when it contains the answer's
     words ("red", "two", "low tone"). Separates finding the answer from pointing at its letter."""
     questions = demo_questions(world)
-    prompts, keys = [], []
+    prompts = []
     for q in questions:
         text = next(p.text for p in q.messages[0].content if getattr(p, "type", "") == "text")
         video = next(p.video for p in q.messages[0].content if getattr(p, "type", "") == "video")
         prompts.append((text.split("\n")[0], video, q.id))
-        keys.append(q.meta["answer_text"].lower().removeprefix("the ").removeprefix("a "))
     out = {}
     for label, media in MODALITY_CONTROLS.items():
         right: dict[str, list[bool]] = {}
-        for q, key, reply in zip(questions, keys, ask(model, world, prompts, media, 16, 48), strict=True):
-            right.setdefault(q.question_type, []).append(re.search(rf"\b{re.escape(key)}\b", reply.lower()) is not None)
+        for q, reply in zip(questions, ask(model, world, prompts, media, 16, 48), strict=True):
+            right.setdefault(q.question_type, []).append(reply_contains_answer(q.meta["answer_text"], reply))
         out[label] = {k: round(sum(v) / len(v), 3) for k, v in sorted(right.items())}
     return out
 

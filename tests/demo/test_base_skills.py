@@ -54,3 +54,12 @@ def test_probe_items_and_binding_labels_follow_the_timeline(tmp_path):
         assert kind in {"see_at_sound", "hear_at_colour", "hear_at_shape"}
     spans = [a for _, _, _, a in skills.retrieval_items([record])]
     assert all(a.startswith("From ") and a.endswith(" s.") for a in spans)
+
+
+def test_open_reply_scoring_reads_the_answer_words_only():
+    assert skills.reply_contains_answer("two", "two green squares")
+    assert skills.reply_contains_answer("the low tone", "a low tone")
+    assert skills.reply_contains_answer("a noise burst", "A noise burst.")
+    assert not skills.reply_contains_answer("two", "three green squares")
+    assert not skills.reply_contains_answer("red", "a reddish square"), "whole words only"
+    assert not skills.reply_contains_answer("the low tone", "a high tone")
