@@ -159,8 +159,7 @@ def open_questions(model, world: Path) -> dict:
     prompts = []
     for q in questions:
         text = next(p.text for p in q.messages[0].content if getattr(p, "type", "") == "text")
-        video = next(p.video for p in q.messages[0].content if getattr(p, "type", "") == "video")
-        prompts.append((text.split("\n")[0], video, q.id))
+        prompts.append((text.split("\n")[0], q.video.video, q.id))
     out = {}
     for label, media in MODALITY_CONTROLS.items():
         right: dict[str, list[bool]] = {}
@@ -193,11 +192,11 @@ def train_crossmodal(base: str, world: Path, out: Path, steps: int) -> Path:
 
 
 # -- grounding: where the supervised heads look ----------------------------------------------------------
-def attention_on_named_segment(model_dir: str, world: Path, records: list[dict], layers=(2, 3)) -> dict:
+def attention_on_named_segment(model, world: Path, records: list[dict], layers=(2, 3)) -> dict:
     """Per probe kind and layer: the share of head 0's attention over the audio tokens that falls on the
     named segment at the first answer position (what stage 3's retrieval target trains), against the share
-    of audio tokens the segment holds (a look that ignores the question)."""
-    model = LatentOmniModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+    of audio tokens the segment holds (a look that ignores the question). ``model`` must be loaded with
+    ``attn_implementation="eager"``."""
     enc, aid = SampleEncoder.for_model(model, DEMO_MEDIA), model.config.audio_token_id
     samples = [s for r in records for s in crossmodal_samples(clip_from_record(r), r["media"])]
     share: dict[str, list[float]] = {}
@@ -293,13 +292,12 @@ def main() -> None:
     model_dir = args.model
     if args.probe == "crossmodal" and args.train_steps:
         model_dir = str(train_crossmodal(args.model, args.world, args.out, args.train_steps))
+    # the grounding probe reads attention weights, which only the eager implementation returns
+    eager = "eager" if args.probe == "grounding" else None
+    model = LatentOmniModel.from_pretrained(model_dir, attn_implementation=eager).eval()
     if args.probe == "grounding":
-        result = attention_on_named_segment(model_dir, args.world, _records(args.world, "test", args.clips))
-        print(json.dumps({"probe": args.probe, "model": model_dir, "result": result,
-                          "seconds": round(time.time() - t0, 1)}, indent=2))
-        return
-    model = LatentOmniModel.from_pretrained(model_dir).eval()
-    if args.probe == "retrieval":
+        result = attention_on_named_segment(model, args.world, _records(args.world, "test", args.clips))
+    elif args.probe == "retrieval":
         result = _controls(model, args.world, retrieval_items(_records(args.world, "test", args.clips)))
     elif args.probe == "caption-oracle":
         result = caption_oracle(model, args.world)

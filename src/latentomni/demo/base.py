@@ -2,7 +2,7 @@
 
 The paper post-trains a model that already perceives audio and video. Learning perception from scratch does
 not fit in a CPU demo, so ``latentomni pretrain-base`` (``make base``) trains a ~1.2M-parameter Qwen2.5-Omni
-thinker in four stages, as the real model was built: stage 0 pretrains its vision and audio encoders on
+thinker in three stages, as the real model was built: stage 0 pretrains its vision and audio encoders on
 per-time-step attribute labels (:mod:`.encoders`); then, with the vision tower frozen, the LLM (and the
 audio tower) learns to read them -- stage 1 from questions about the start and the end of a clip, stage 2
 from dense perception targets of the synthetic world (per-segment captions of what is seen and heard and
