@@ -15,6 +15,11 @@ script measures each link on held-out clips, with the modality controls that tel
 * ``grounding`` -- where head 0 of LLM layers 2 and 3 looks while answering an open cross-modal probe: the
   share of its attention over the audio tokens on the named segment (the base's stage 3 trains this), with
   the share a question-blind look would give. Compare ``--model runs/base/perception`` (before stage 3).
+* ``option-copy`` -- text only: "Which option says 'the mid tone'? A. ... D. ...", answered with the boxed
+  letter (stage 2 trains exactly this).
+* ``choice`` -- four-option versions of the cross-modal probes, whose replies state the answer text before
+  the boxed letter (:func:`~latentomni.data.world.perception.crossmodal_choice_samples`): accuracy, how
+  often the stated text is right, and how often the letter is the one of the stated text.
 * ``binding`` -- linear heads on an intermediate LLM layer read, from each audio token, what is on screen at
   that token's time, and from each video time step what is heard; ``--steps`` trains the LLM and the heads.
 
@@ -24,6 +29,7 @@ Run from a source checkout after ``make demo`` (which writes the world), e.g.::
     python benchmarks/base_skills.py crossmodal --train-steps 600 --out runs/skills/crossmodal
     python benchmarks/base_skills.py binding --steps 400 --out runs/skills/binding
     python benchmarks/base_skills.py grounding --clips 60
+    python benchmarks/base_skills.py option-copy
 
 Each prints one JSON object; nothing here is used by the package.
 """
@@ -37,11 +43,18 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from latentomni.data.collate import SampleEncoder, collate
 from latentomni.data.schema import load_samples, write_samples
-from latentomni.data.world.perception import _sample, crossmodal_probes, crossmodal_samples
+from latentomni.data.world.perception import (
+    _sample,
+    crossmodal_choice_samples,
+    crossmodal_probes,
+    crossmodal_samples,
+    option_copy_sample,
+)
 from latentomni.data.world.questions import QUESTION_TYPES, answer_text
 from latentomni.data.world.scene import SOUNDS, VALUES, clip_from_record, seconds
 from latentomni.demo.base import (
@@ -218,6 +231,56 @@ def attention_on_named_segment(model, world: Path, records: list[dict], layers=(
     return {k: round(sum(v) / len(v), 3) for k, v in share.items()}
 
 
+# -- pointing at a letter -------------------------------------------------------------------------------
+_BOXED = re.compile(r"\\boxed\{\s*([A-D])")
+
+
+def boxed_letter(reply: str) -> str | None:
+    """The last boxed option letter of a reply, or None."""
+    found = _BOXED.findall(reply)
+    return found[-1] if found else None
+
+
+def option_copy(model, n: int = 400, seed: int = 0) -> dict:
+    """Share of text-only "Which option says X?" prompts answered with X's letter (chance 0.25)."""
+    rng = np.random.default_rng(seed)
+    items = [s for s in (option_copy_sample(rng, f"copy-{i}") for i in range(2 * n)) if s.options][:n]
+    prompts = [(_prompt_text(s), None, s.id) for s in items]
+    replies = ask(model, Path("."), prompts, DEMO_MEDIA, 12, 64)
+    return {"accuracy": round(sum(boxed_letter(r) == s.answer for s, r in zip(items, replies, strict=True)) / n, 3),
+            "n": n}
+
+
+def stated_option(reply: str, options: list[str]) -> str | None:
+    """The letter of the option whose text a reply states before its boxed letter ("red. \\boxed{B}")."""
+    said = reply.split("\\boxed")[0].strip().rstrip(".").strip().lower()
+    return next((o[0] for o in options if o.split(". ", 1)[1].lower() == said), None)
+
+
+def choice(model, world: Path, records: list[dict], seed: int = 0) -> dict:
+    """Four-option cross-modal questions on ``records`` under each control: accuracy per kind, and over
+    all of them how often the stated answer text is right and how often the letter matches that text."""
+    rng = np.random.default_rng(seed)
+    items = [s for r in records for s in crossmodal_choice_samples(rng, clip_from_record(r), r["media"])]
+    prompts = [(_prompt_text(s), s.video.video, s.id) for s in items]
+    out = {}
+    for label, media in MODALITY_CONTROLS.items():
+        right: dict[str, list[bool]] = {}
+        for s, reply in zip(items, ask(model, world, prompts, media, 24, 48), strict=True):
+            said = stated_option(reply, s.options or [])
+            right.setdefault(s.question_type.split("/")[1], []).append(boxed_letter(reply) == s.answer)
+            right.setdefault("all", []).append(boxed_letter(reply) == s.answer)
+            right.setdefault("stated text right", []).append(said == s.answer)
+            right.setdefault("letter matches stated text", []).append(said is not None and said == boxed_letter(reply))
+        out[label] = {k: round(sum(v) / len(v), 3) for k, v in right.items()}
+    out["n"] = len(items)
+    return out
+
+
+def _prompt_text(sample) -> str:
+    return next(p.text for p in sample.messages[0].content if getattr(p, "type", "") == "text")
+
+
 # -- binding read-outs -----------------------------------------------------------------------------------
 def _binding_labels(record: dict, n_audio: int, steps: int, frames_per_step: int):
     """Per audio token, the visual attributes on screen at its time; per video time step, the sound."""
@@ -279,7 +342,7 @@ def binding(model, world: Path, steps: int, layer: int, n_test: int = 60, lr: fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("probe", choices=["retrieval", "caption-oracle", "open-questions", "crossmodal", "grounding",
-                                           "binding"])
+                                      "option-copy", "choice", "binding"])
     ap.add_argument("--model", default="src/latentomni/assets/tiny-base")
     ap.add_argument("--world", type=Path, default=Path("runs/demo/world"))
     ap.add_argument("--clips", type=int, default=200, help="held-out clips to probe")
@@ -303,6 +366,10 @@ def main() -> None:
         result = caption_oracle(model, args.world)
     elif args.probe == "open-questions":
         result = open_questions(model, args.world)
+    elif args.probe == "option-copy":
+        result = option_copy(model)
+    elif args.probe == "choice":
+        result = choice(model, args.world, _records(args.world, "test", args.clips))
     elif args.probe == "crossmodal":
         items = [it for r in _records(args.world, "test", args.clips) for it in crossmodal_items(r)]
         result = _controls(model, args.world, items, max_new_tokens=16)

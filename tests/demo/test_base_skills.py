@@ -6,8 +6,11 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
+
 from latentomni.data.schema import load_samples
 from latentomni.data.world import generate_world
+from latentomni.data.world.perception import crossmodal_choice_samples
 from latentomni.data.world.scene import clip_from_record, dense_line
 from latentomni.demo.base import parse_caption
 from latentomni.demo.encoders import segment_per_audio_token
@@ -63,3 +66,20 @@ def test_open_reply_scoring_reads_the_answer_words_only():
     assert not skills.reply_contains_answer("two", "three green squares")
     assert not skills.reply_contains_answer("red", "a reddish square"), "whole words only"
     assert not skills.reply_contains_answer("the low tone", "a high tone")
+
+
+def test_choice_scoring_reads_the_stated_text_and_the_boxed_letter(tmp_path):
+    _, records = _world(tmp_path)
+    record = next(iter(records.values()))
+    samples = crossmodal_choice_samples(np.random.default_rng(0), clip_from_record(record), record["media"])
+    assert samples
+    for s in samples:
+        reply = s.messages[1].content[0].text  # the training target: right text, its letter
+        assert skills.boxed_letter(reply) == s.answer
+        assert skills.stated_option(reply, s.options) == s.answer
+        other = next(o for o in s.options if o[0] != s.answer)
+        wrong_letter = f"{reply.split('. ')[0]}. \\boxed{{{other[0]}}}"
+        assert skills.stated_option(wrong_letter, s.options) == s.answer != skills.boxed_letter(wrong_letter)
+    assert skills.boxed_letter("no answer") is None
+    assert skills.stated_option("\\boxed{A}", ["A. red", "B. blue"]) is None
+    assert skills.stated_option("The Mid Tone. \\boxed{B}", ["A. red", "B. the mid tone"]) == "B"

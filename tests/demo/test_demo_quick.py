@@ -36,7 +36,9 @@ def test_pretrain_base_writes_a_loadable_checkpoint_with_recipe(tmp_path, monkey
     probes = saved["perception"]["first_last"]
     assert probes["colour_first"].keys() == {"as is", "video zeroed", "audio zeroed"}
     assert saved["encoders"]["steps"] == 3 and "colour" in saved["encoders"]["heldout_readout_accuracy"]
-    assert [p["steps"] for p in saved["grounding"]["phases"]] == [3, 3] and saved["grounding"]["probes"] > 0
+    assert [p["steps"] for p in saved["grounding"]["phases"]] == [3, 3]
+    assert set(saved["grounding"]["pools"]) == {"open", "choice", "perception", "first_last", "copy"}
+    assert all(n > 0 for n in saved["grounding"]["pools"].values())
     LatentOmniModel.from_pretrained(tmp_path / "out")
 
 

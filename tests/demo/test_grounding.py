@@ -2,11 +2,14 @@
 modality, the retrieval target covers exactly that segment's audio tokens, and training on it moves the
 supervised heads' attention there."""
 
+import numpy as np
+import pytest
 import torch
 
 from latentomni.data.collate import SampleEncoder, collate
 from latentomni.data.world import generate_world
-from latentomni.data.world.perception import crossmodal_samples
+from latentomni.data.world.perception import crossmodal_choice_samples, crossmodal_samples
+from latentomni.data.world.questions import DEFAULT_HELD_OUT, QUESTION_TYPES, answer_text
 from latentomni.data.world.scene import audio_phrase, clip_from_record, visual_phrase
 from latentomni.demo.base import ASSET_DIR, DEMO_MEDIA, truth_records
 from latentomni.demo.grounding import (
@@ -37,6 +40,42 @@ def test_crossmodal_samples_name_one_segment_and_ask_about_the_other_modality(tm
                 assert s.answer == audio_phrase(seg.sound)
                 assert sum(g.attribute(attribute) == seg.attribute(attribute) for g in clip.segments) == 1
     assert kinds == {"see_at_sound", "hear_at_colour", "hear_at_shape"}
+
+
+def test_choice_samples_ask_one_attribute_of_the_other_modality_with_a_confusable_option(tmp_path):
+    world = generate_world(tmp_path, n_train_clips=20, n_test_clips=0, seed=3, render=False)
+    rng = np.random.default_rng(0)
+    kinds, confusable = set(), 0
+    held_out = {(QUESTION_TYPES[t].target, QUESTION_TYPES[t].anchor) for t in DEFAULT_HELD_OUT}
+    for record in truth_records(world.path("ground_truth")):
+        clip = clip_from_record(record)
+        samples = crossmodal_choice_samples(rng, clip, record["media"])
+        assert len(samples) == len(crossmodal_samples(clip, record["media"]))
+        for s in samples:
+            target, anchor = s.question_type.split("/")[1].split("_at_")
+            assert (target, anchor) not in held_out and target != "motion" and anchor != "count"
+            start, end = s.meta["evidence"]
+            seg = next(g for g in clip.segments if (g.start, g.end) == (start, end))
+            assert sum(g.attribute(anchor) == seg.attribute(anchor) for g in clip.segments) == 1
+            texts = [o.split(". ", 1)[1] for o in s.options]
+            assert len(set(texts)) == 4 and s.options[ord(s.answer) - ord("A")].startswith(f"{s.answer}. ")
+            correct = answer_text(target, seg.attribute(target))
+            assert texts[ord(s.answer) - ord("A")] == correct
+            others = {answer_text(target, g.attribute(target)) for g in clip.segments} - {correct}
+            confusable += bool(others & set(texts))
+            assert bool(others) <= bool(others & set(texts)), "another segment's value is always offered"
+            reply = s.messages[1].content[0].text
+            assert reply == f"{correct}. \\boxed{{{s.answer}}}", "the answer text comes before the letter"
+            kinds.add((target, anchor))
+    assert confusable > 0
+    assert {("colour", "sound"), ("shape", "sound"), ("count", "sound"), ("sound", "colour")} <= kinds
+
+
+def test_grounding_rejects_a_mix_from_a_missing_pool(tmp_path):
+    model = LatentOmniModel.from_pretrained(ASSET_DIR, attn_implementation="eager")
+    with pytest.raises(ValueError, match="choice"):
+        pretrain_grounding(model, tmp_path, {"open": []}, {}, DEMO_MEDIA,
+                           [{"steps": 1, "mix": {"choice": 2}, "bind_weight": 0.0}])
 
 
 def test_named_audio_positions_follow_audio_time_across_interleaved_chunks():
@@ -76,8 +115,8 @@ def test_grounding_moves_the_supervised_attention_onto_the_named_segment(tmp_pat
         return float(ret)
 
     before = retrieval_loss()
-    report = pretrain_grounding(model, world.out_dir, probes, probes, records, DEMO_MEDIA,
-                                [{"steps": 25, "probes_per_batch": 4, "bind_weight": 0.5}], batch_size=4)
+    report = pretrain_grounding(model, world.out_dir, {"open": probes}, records, DEMO_MEDIA,
+                                [{"steps": 25, "mix": {"open": 4}, "bind_weight": 0.5}])
     after = retrieval_loss()
     assert after < 0.7 * before, (before, after)
     assert not model.training and report["phases"][0]["steps"] == 25

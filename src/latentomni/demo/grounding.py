@@ -13,8 +13,9 @@ on the named segment stayed at chance. Like stage 0, this stage gives each half 
 * **binding** -- linear heads on ``bind_layer`` read from every audio token what is on screen at its time
   (colour, shape, count, motion). The heads are thrown away afterwards.
 
-Both are auxiliary to the usual next-token loss on the probes' answers, mixed with the base's perception
-data so that captioning is not forgotten.
+Both are auxiliary to the usual next-token loss on the probes' answers. Each phase draws its batches from
+named pools of samples (open probes, perception data, ...; see ``GROUNDING_STAGE`` in :mod:`.base`), so
+that captioning is not forgotten and further phases are a change of data, not of code.
 
 Measured on the 200 held-out clips of a 3,000-clip world (throwaway scripts with the same losses): after
 1,500 steps of retrieval alone, head 0 put 0.998 of its audio attention on the segment a *sound* names
@@ -115,12 +116,13 @@ def grounding_losses(model, heads: BindingHeads, batch: dict, samples: list[Trai
     return ce, retrieval_loss, bind_loss, stats
 
 
-def pretrain_grounding(model, world_dir: str | Path, probes: list[TrainingSample], perception: list[TrainingSample],
+def pretrain_grounding(model, world_dir: str | Path, pools: dict[str, list[TrainingSample]],
                        records: dict[str, dict], media, phases: list[dict], layers: tuple[int, ...] = (2, 3),
-                       bind_layer: int = 2, lr: float = 1e-3, batch_size: int = 8, seed: int = 0) -> dict:
-    """Train the LLM and the audio tower (vision frozen) on ``probes`` (with ``meta["evidence"]``) mixed with
-    ``perception``. Each phase is ``{"steps", "probes_per_batch", "bind_weight"}``: the measured recipe first
-    learns retrieval alone, then adds binding."""
+                       bind_layer: int = 2, lr: float = 1e-3, seed: int = 0) -> dict:
+    """Train the LLM and the audio tower (vision frozen) on batches drawn from ``pools`` (named sample lists;
+    samples with ``meta["evidence"]`` get the retrieval target). Each phase is ``{"steps", "mix",
+    "bind_weight"}``, where ``mix`` says how many samples of each pool go into a batch: the measured recipe
+    first learns retrieval alone, then adds binding, then the four-option answer form."""
     t0 = time.time()
     inner = model.thinker.model
     for p in inner.visual.parameters():
@@ -130,12 +132,17 @@ def pretrain_grounding(model, world_dir: str | Path, probes: list[TrainingSample
     encoder = SampleEncoder.for_model(model, media, media_cache_size=4096)
     rng, world_dir, report = random.Random(seed), Path(world_dir), []
     pad = model.processor.tokenizer.pad_token_id
+    for phase in phases:
+        missing = [name for name, k in phase["mix"].items() if k and len(pools.get(name, [])) < k]
+        if missing:
+            raise ValueError(f"grounding phase {phase}: pools {missing} are missing or smaller than their share of "
+                             f"a batch (pools: { {n: len(v) for n, v in pools.items()} })")
     model.train()
     for n, phase in enumerate(phases):
-        k, weight, last = phase["probes_per_batch"], phase["bind_weight"], {}
+        mix, weight, last = phase["mix"], phase["bind_weight"], {}
 
-        def step(k=k, weight=weight, last=last) -> torch.Tensor:
-            samples = rng.sample(probes, k) + rng.sample(perception, batch_size - k)
+        def step(mix=mix, weight=weight, last=last) -> torch.Tensor:
+            samples = [s for name, k in mix.items() if k for s in rng.sample(pools[name], k)]
             batch = collate([encoder.encode(s, world_dir, variant="text_cot") for s in samples], pad, "right")
             ce, ret, bind, stats = grounding_losses(model, heads, batch, samples, records, layers, bind_layer)
             last.update(ce=ce.item(), retrieval=ret.item(), binding=bind.item(),
