@@ -84,6 +84,11 @@ def _records(world: Path, split: str, limit: int | None = None) -> list[dict]:
     return truth_records(world / "ground_truth.jsonl", split)[:limit]
 
 
+def _prompt_text(sample) -> str:
+    """The text part of a sample's user turn (the question, with its options when it has them)."""
+    return next(p.text for p in sample.messages[0].content if getattr(p, "type", "") == "text")
+
+
 def _controls(model, world: Path, items: list[tuple[str, dict, str, str]], max_new_tokens: int = 40) -> dict:
     """Exact-match accuracy per kind of (kind, clip record, question, answer) items, under each control."""
     prompts = [(q, r["media"], r["id"]) for _, r, q, _ in items]
@@ -171,8 +176,7 @@ def open_questions(model, world: Path) -> dict:
     questions = demo_questions(world)
     prompts = []
     for q in questions:
-        text = next(p.text for p in q.messages[0].content if getattr(p, "type", "") == "text")
-        prompts.append((text.split("\n")[0], q.video.video, q.id))
+        prompts.append((_prompt_text(q).split("\n")[0], q.video.video, q.id))
     out = {}
     for label, media in MODALITY_CONTROLS.items():
         right: dict[str, list[bool]] = {}
@@ -267,18 +271,14 @@ def choice(model, world: Path, records: list[dict], seed: int = 0) -> dict:
     for label, media in MODALITY_CONTROLS.items():
         right: dict[str, list[bool]] = {}
         for s, reply in zip(items, ask(model, world, prompts, media, 24, 48), strict=True):
-            said = stated_option(reply, s.options or [])
-            right.setdefault(s.question_type.split("/")[1], []).append(boxed_letter(reply) == s.answer)
-            right.setdefault("all", []).append(boxed_letter(reply) == s.answer)
+            said, boxed = stated_option(reply, s.options or []), boxed_letter(reply)
+            right.setdefault(s.question_type.split("/")[1], []).append(boxed == s.answer)
+            right.setdefault("all", []).append(boxed == s.answer)
             right.setdefault("stated text right", []).append(said == s.answer)
-            right.setdefault("letter matches stated text", []).append(said is not None and said == boxed_letter(reply))
+            right.setdefault("letter matches stated text", []).append(said is not None and said == boxed)
         out[label] = {k: round(sum(v) / len(v), 3) for k, v in right.items()}
     out["n"] = len(items)
     return out
-
-
-def _prompt_text(sample) -> str:
-    return next(p.text for p in sample.messages[0].content if getattr(p, "type", "") == "text")
 
 
 # -- binding read-outs -----------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def pretrain_grounding(model, world_dir: str | Path, pools: dict[str, list[Train
     """Train the LLM and the audio tower (vision frozen) on batches drawn from ``pools`` (named sample lists;
     samples with ``meta["evidence"]`` get the retrieval target). Each phase is ``{"steps", "mix",
     "bind_weight"}``, where ``mix`` says how many samples of each pool go into a batch: the measured recipe
-    first learns retrieval alone, then adds binding, then the four-option answer form."""
+    first learns retrieval alone, then adds binding."""
     t0 = time.time()
     inner = model.thinker.model
     for p in inner.visual.parameters():

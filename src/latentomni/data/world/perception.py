@@ -92,11 +92,13 @@ def _sample(sid: str, media: str | None, question: str, answer_parts: str, answe
     })
 
 
-def _multiple_choice(rng: np.random.Generator, attribute: str, correct: str) -> tuple[list[str], str]:
-    """Four lettered options holding ``correct`` (from the attribute's vocabulary), and its letter."""
-    vocab = [v for v in answer_vocabulary(attribute) if v != correct]
-    picked = [vocab[i] for i in rng.choice(len(vocab), N_OPTIONS - 1, replace=False)]
-    shown = [correct, *picked]
+def _multiple_choice(rng: np.random.Generator, attribute: str, correct: str,
+                     also: tuple[str, ...] = ()) -> tuple[list[str], str]:
+    """Four lettered options holding ``correct`` and ``also`` (the rest from the attribute's vocabulary), and
+    the correct one's letter."""
+    vocab = [v for v in answer_vocabulary(attribute) if v != correct and v not in also]
+    picked = [vocab[i] for i in rng.choice(len(vocab), N_OPTIONS - 1 - len(also), replace=False)]
+    shown = [correct, *also, *picked]
     shown = [shown[i] for i in rng.permutation(N_OPTIONS)]
     return [f"{LETTERS[i]}. {o}" for i, o in enumerate(shown)], LETTERS[shown.index(correct)]
 
@@ -222,12 +224,8 @@ def crossmodal_choice_samples(rng: np.random.Generator, clip: Clip, media: str) 
             anchor, target = kind.removeprefix("hear_at_"), "sound"
         correct = answer_text(target, seg.attribute(target))
         others = sorted({answer_text(target, o.attribute(target)) for o in clip.segments} - {correct})
-        shown = [correct, *([others[int(rng.integers(len(others)))]] if others else [])]
-        rest = [v for v in answer_vocabulary(target) if v not in shown]
-        shown += [rest[i] for i in rng.choice(len(rest), N_OPTIONS - len(shown), replace=False)]
-        shown = [shown[i] for i in rng.permutation(N_OPTIONS)]
-        options = [f"{LETTERS[i]}. {o}" for i, o in enumerate(shown)]
-        letter = LETTERS[shown.index(correct)]
+        options, letter = _multiple_choice(rng, target, correct,
+                                           (others[int(rng.integers(len(others)))],) if others else ())
         question = _CHOICE_QUESTIONS[target].format(when=when_clause(anchor, seg.attribute(anchor)))
         reply = f"{correct}. \\boxed{{{letter}}}"
         out.append(_sample(f"world-{clip.id}-c{k}", media, "\n".join([question, *options]), reply, letter,
