@@ -274,6 +274,35 @@ def test_no_answer_text_is_a_better_blind_guess_than_another(large):
             assert max(answers.values()) - min(answers.values()) <= 3, (role, qtype, answers)
 
 
+def test_canonical_order_lists_options_as_the_vocabulary_does_and_keeps_every_check(tmp_path):
+    """With option_order="canonical" a letter names a value (given the options on offer); the questions
+    still need both modalities, and the same clips get the same questions, only reordered."""
+    from latentomni.data.world.questions import answer_vocabulary
+
+    canon = generate_world(tmp_path / "c", n_train_clips=60, n_test_clips=20, seed=1, render=False,
+                           option_order="canonical")
+    shuffled = generate_world(tmp_path / "s", n_train_clips=60, n_test_clips=20, seed=1, render=False)
+    assert canon.config.option_order == "canonical" and shuffled.config.option_order == "shuffled"
+    clips = _clips(tmp_path / "c")
+    for role in REASONING:
+        for s in load_samples(tmp_path / "c" / f"{role}.jsonl"):
+            q = question_from_sample(s, clips[s.meta["clip"]])
+            vocab = answer_vocabulary(q.qtype.target)
+            assert list(q.options) == sorted(q.options, key=vocab.index), s.id
+            assert q.answer == s.meta["answer_text"]
+            for evidence in ("audio", "video"):
+                assert len(single_modality_answers(q, clips[s.meta["clip"]], evidence, limit=2)) > 1, s.id
+
+    def colour_questions(world: str) -> list:
+        return [s for s in load_samples(tmp_path / world / "train.jsonl") if s.question_type == "colour_at_sound"]
+
+    assert {s.answer for s in colour_questions("c") if s.meta["answer_text"] == "red"} == {"A"}
+    assert {s.options[0] for s in colour_questions("c")} == {"A. red"}
+    assert len({s.options[0] for s in colour_questions("s")}) == 4
+    pairs = {(s.meta["clip"], s.question_type, s.meta["anchor"]) for s in colour_questions("s")}
+    assert pairs == {(s.meta["clip"], s.question_type, s.meta["anchor"]) for s in colour_questions("c")}
+
+
 def test_every_question_type_occurs(large):
     seen = Counter(s.question_type for role in REASONING for s in load_samples(large / f"{role}.jsonl"))
     assert set(seen) == set(QUESTION_TYPES)

@@ -54,8 +54,44 @@ def test_quick_demo_runs_every_variant_and_writes_the_report(tmp_path, capsys):
         assert 0 <= lo <= row["all"]["accuracy"] <= hi <= 1 and row["all"]["n"] > 0
         assert row["unseen_types"]["n"] > 0 and row["seen_types"]["n"] > 0
     assert {"audio zeroed", "video zeroed"} <= results["controls"].keys()
+    assert results["blind_guess"]["n"] == row["all"]["n"] and results["settings"]["option_order"] == "canonical"
     assert all(len(points) >= 2 for points in results["learning_curves"].values())
     for name in ("accuracy.png", "learning_curves.png", "results.md"):
         assert (out / name).stat().st_size > 0
     printed = capsys.readouterr().out
     assert "| latent |" in printed and "Controls for the best variant" in printed
+
+
+def test_blind_guess_is_each_types_most_frequent_training_letter(tmp_path):
+    """The no-media baseline beside chance: a letter prior per question type (overall for a type training
+    never asked), and the table judges the best variant against whichever of the two is higher."""
+    from collections import Counter
+
+    from latentomni.data.schema import load_samples
+    from latentomni.data.world import generate_world
+    from latentomni.demo.report import render_table
+    from latentomni.demo.run import blind_guess
+    from latentomni.eval.samples import summarize
+
+    world = generate_world(tmp_path, n_train_clips=40, n_test_clips=20, seed=2, render=False,
+                           option_order="canonical")
+    train, test = load_samples(world.path("train")), load_samples(world.path("test"))
+    counts = [s for s in load_samples(world.path("test_seen")) if s.question_type == "count_at_sound"]
+    recs = blind_guess(train, counts + test)
+    assert {r["pred"] for r in recs[:len(counts)]} <= {"A", "B", "C"}, "'four' (D) is never right on a count"
+    overall = Counter(s.answer for s in train).most_common(1)[0][0]
+    assert {r["pred"] for r in recs[len(counts):]} == {overall}, "held-out types fall back to the overall prior"
+    assert [r["correct"] for r in recs] == [r["pred"] == s.answer for r, s in zip(recs, counts + test, strict=True)]
+
+    row = {"all": {**summarize(recs), "ci95": [0.28, 0.9]}}
+    row |= {"unseen_types": row["all"], "seen_types": row["all"]}
+
+    def verdict(guess_accuracy: float) -> str:
+        results = {"chance": 0.25, "blind_guess": {**summarize(recs), "accuracy": guess_accuracy},
+                   "variants": {"vanilla": row}, "controls": {"variant": "vanilla", "audio zeroed": row,
+                                                             "video zeroed": row}}
+        return render_table(results).splitlines()[-1]
+
+    assert verdict(0.30) == ("The best variant's 95% interval does NOT lie above both chance (25%) and the blind "
+                             "guess (30.0%).")
+    assert "interval lies above both" in verdict(0.20)

@@ -25,6 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--probes-per-clip", type=int, default=4, help="single-modality perception probes per clip")
     p.add_argument("--held-out", default=",".join(DEFAULT_HELD_OUT),
                    help=f"comma-separated question types kept out of training; from {', '.join(QUESTION_TYPES)}")
+    p.add_argument("--option-order", choices=("shuffled", "canonical"), default="shuffled",
+                   help="options in random order, or in each attribute's fixed order (the demo's setting: a "
+                        "letter then follows from the answer, with no option text to copy)")
     p.add_argument("--frame-size", type=int, default=56)
     p.add_argument("--fps", type=float, default=4.0, help="render rate (the model samples 2 fps from it)")
     p.add_argument("--workers", type=int, default=1, help="render processes")
@@ -47,7 +50,7 @@ def run_world(args: argparse.Namespace) -> int:
             args.out, args.n_train, args.n_test, args.seed, workers=args.workers, render=not args.no_render,
             reuse=not args.force, progress=not args.quiet, questions_per_clip=args.questions_per_clip,
             perception_probes_per_clip=args.probes_per_clip, held_out_types=held_out, frame_size=args.frame_size,
-            fps=args.fps,
+            fps=args.fps, option_order=args.option_order,
         )
     except ValidationError as e:
         print(f"latentomni world: invalid options:\n{e}")

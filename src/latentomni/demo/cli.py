@@ -28,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--n-train-clips", type=int, default=None)
     d.add_argument("--n-test-clips", type=int, default=None)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--option-order", choices=("canonical", "shuffled"), default=None,
+                   help="how the world's questions list their options (default: canonical, see README)")
     d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of every variant's training config")
     d.set_defaults(func=_demo)
@@ -52,7 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     kw = {"out": args.out, "seed": args.seed, "ablations": args.ablations, "overrides": args.overrides}
-    for key in ("base", "max_steps", "n_train_clips", "n_test_clips"):
+    for key in ("base", "max_steps", "n_train_clips", "n_test_clips", "option_order"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     if args.configs is not None:

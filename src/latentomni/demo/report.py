@@ -18,8 +18,10 @@ def _pct(block: dict) -> str:
 def render_table(results: dict) -> str:
     """Markdown: accuracy % with 95% intervals on held-out clips; per question type; the controls."""
     chance = results["chance"]
+    guess = results["blind_guess"]
     rows = results["variants"]
-    lines = [f"Held-out accuracy, % [95% Wilson interval]; chance = {100 * chance:.0f}%", "",
+    lines = [f"Held-out accuracy, % [95% Wilson interval]; chance = {100 * chance:.0f}%; blind guess (each type's "
+             f"most frequent training letter, no media) = {100 * guess['accuracy']:.1f}%", "",
              "| variant | all held-out | unseen question types | seen types, new clips | parse failures | "
              "latent blocks/answer |", "|---|---|---|---|---|---|"]
     for name, r in rows.items():
@@ -43,8 +45,10 @@ def render_table(results: dict) -> str:
               f"| audio + video | {_pct(best)} |",
               f"| audio zeroed | {_pct(c['audio zeroed']['all'])} |",
               f"| video zeroed | {_pct(c['video zeroed']['all'])} |"]
-    verdict = "lies above" if best["above_chance"] else "does NOT lie above"
-    lines += ["", f"The best variant's 95% interval {verdict} chance ({100 * chance:.0f}%)."]
+    bar = max(chance, guess["accuracy"])
+    verdict = "lies above" if best["ci95"][0] > bar else "does NOT lie above"
+    lines += ["", f"The best variant's 95% interval {verdict} both chance ({100 * chance:.0f}%) and the blind "
+                  f"guess ({100 * guess['accuracy']:.1f}%)."]
     return "\n".join(lines)
 
 

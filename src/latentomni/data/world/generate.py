@@ -25,6 +25,7 @@ from latentomni.data.world.questions import (
     DEFAULT_HELD_OUT,
     QUESTION_TYPES,
     AnswerBalance,
+    OptionOrder,
     Question,
     make_question,
     trajectory,
@@ -58,6 +59,7 @@ class WorldConfig(BaseModel):
     frame_size: int = Field(default=56, ge=16)
     fps: float = Field(default=4.0, gt=0)
     sample_rate: int = Field(default=44100, gt=0)
+    option_order: OptionOrder = "shuffled"
 
     @model_validator(mode="after")
     def _check(self) -> WorldConfig:
@@ -132,12 +134,12 @@ def make_clips(config: WorldConfig, split: Split, n: int, avoid: set | None = No
 
 
 def questions_for(rng: np.random.Generator, clip: Clip, types: Iterable[str], limit: int,
-                  balance: AnswerBalance | None = None) -> list[Question]:
+                  balance: AnswerBalance | None = None, option_order: OptionOrder = "shuffled") -> list[Question]:
     """Up to ``limit`` questions of distinct types, tried in random order, that ``clip`` supports."""
     types = list(types)
     out = []
     for i in rng.permutation(len(types)):
-        q = make_question(rng, QUESTION_TYPES[types[int(i)]], clip, balance)
+        q = make_question(rng, QUESTION_TYPES[types[int(i)]], clip, balance, option_order)
         if q is not None:
             if balance is not None:
                 balance.add(q)
@@ -173,7 +175,7 @@ def _reasoning(config: WorldConfig, split: Split, clips: list[Clip], types: tupl
     balance = AnswerBalance()
     for i, clip in enumerate(clips):
         rng = _rng(config.seed, split, i, stream)
-        for k, q in enumerate(questions_for(rng, clip, types, config.questions_per_clip, balance)):
+        for k, q in enumerate(questions_for(rng, clip, types, config.questions_per_clip, balance, config.option_order)):
             out.append(reasoning_sample(rng, q, clip, f"world-{clip.id}-q{k + 1}"))
     return out
 

@@ -21,7 +21,7 @@ import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -44,6 +44,7 @@ from latentomni.data.world.scene import (
 )
 
 LETTERS = "ABCD"
+OptionOrder = Literal["shuffled", "canonical"]
 N_OPTIONS = 4
 
 # Answer text of every attribute value: what options show and what trajectories conclude with.
@@ -243,12 +244,15 @@ def _confusables(qtype: QuestionType, anchor: Segment, clip: Clip, correct: str)
 
 
 def make_question(rng: np.random.Generator, qtype: QuestionType, clip: Clip,
-                  balance: AnswerBalance | None = None) -> Question | None:
+                  balance: AnswerBalance | None = None, option_order: OptionOrder = "shuffled") -> Question | None:
     """A random question of ``qtype`` about ``clip``, or None when the clip supports none.
 
     An anchor value qualifies when it is unique in the clip and some other segment would give a different
     answer; that segment's answer is always among the distractors, which are otherwise drawn at random.
     With ``balance``, anchors whose answer is already too common for this type are passed over.
+    ``option_order`` "shuffled" shows the options in random order; "canonical" in the order of
+    :func:`answer_vocabulary` (colours as listed, counts ascending, tones low to high), so that a letter
+    follows from the answer and the set of options on offer, with no option text to copy.
     """
     candidates = []
     for value in _anchor_values(qtype.anchor):
@@ -266,8 +270,11 @@ def make_question(rng: np.random.Generator, qtype: QuestionType, clip: Clip,
     rest = [v for v in answer_vocabulary(qtype.target) if v not in (correct, confusable)]
     fillers = [rest[i] for i in rng.choice(len(rest), N_OPTIONS - 2, replace=False)]
     options = [correct, confusable, *fillers]
-    order = rng.permutation(N_OPTIONS)
-    shown = tuple(options[i] for i in order)
+    order = rng.permutation(N_OPTIONS)  # drawn either way, so both orders ask the same questions
+    if option_order == "canonical":
+        shown = tuple(v for v in answer_vocabulary(qtype.target) if v in options)
+    else:
+        shown = tuple(options[i] for i in order)
     phrasing = qtype.phrasings[int(rng.integers(len(qtype.phrasings)))]
     text = phrasing.format(when=when_clause(qtype.anchor, value), noun=_noun(qtype.anchor, value))
     text = text[0].upper() + text[1:]
