@@ -30,6 +30,7 @@ from transformers import TrainerCallback
 from ..data.collate import MediaSettings
 from ..data.schema import load_samples
 from ..data.world import generate_world
+from ..data.world.questions import OptionOrder
 from ..eval.samples import evaluate_samples, summarize
 from ..model.generate import GenerationConfig
 from .base import ASSET_DIR
@@ -59,7 +60,7 @@ class DemoSettings:
     workers: int = 2
     # Options in each attribute's fixed order: the tiny base cannot copy a letter from an option's text
     # (README, "Where the chain breaks"), so with shuffled options no variant can show what it perceived.
-    option_order: str = "canonical"
+    option_order: OptionOrder = "canonical"
     overrides: list[str] = field(default_factory=list)
 
     @classmethod
