@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import get_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the data sub-commands on the ``latentomni`` parser."""
-    from latentomni.data.world.questions import DEFAULT_HELD_OUT, QUESTION_TYPES
+    from latentomni.data.world.questions import DEFAULT_HELD_OUT, QUESTION_TYPES, OptionOrder
 
     p = subparsers.add_parser(
         "world",
@@ -25,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--probes-per-clip", type=int, default=4, help="single-modality perception probes per clip")
     p.add_argument("--held-out", default=",".join(DEFAULT_HELD_OUT),
                    help=f"comma-separated question types kept out of training; from {', '.join(QUESTION_TYPES)}")
-    p.add_argument("--option-order", choices=("shuffled", "canonical"), default="shuffled",
+    p.add_argument("--option-order", choices=get_args(OptionOrder), default="shuffled",
                    help="options in random order, or in each attribute's fixed order (the demo's setting: a "
                         "letter then follows from the answer, with no option text to copy)")
     p.add_argument("--frame-size", type=int, default=56)

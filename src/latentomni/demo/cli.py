@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import get_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from ..data.world.questions import OptionOrder
+
     p = subparsers.add_parser("pretrain-base", help="train the demo's tiny perceiving base model (make base)")
     p.add_argument("--out", type=Path, default=None, help="where the checkpoint goes (default: the packaged asset)")
     p.add_argument("--work-dir", type=Path, default=Path("runs/base"))
@@ -28,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--n-train-clips", type=int, default=None)
     d.add_argument("--n-test-clips", type=int, default=None)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--option-order", choices=("canonical", "shuffled"), default=None,
+    d.add_argument("--option-order", choices=get_args(OptionOrder), default=None,
                    help="how the world's questions list their options (default: canonical, see README)")
     d.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of every variant's training config")

@@ -28,10 +28,10 @@ import torch
 from transformers import TrainerCallback
 
 from ..data.collate import MediaSettings
-from ..data.schema import load_samples
+from ..data.schema import TrainingSample, load_samples
 from ..data.world import generate_world
 from ..data.world.questions import OptionOrder
-from ..eval.samples import evaluate_samples, summarize
+from ..eval.samples import _record, evaluate_samples, summarize
 from ..model.generate import GenerationConfig
 from .base import ASSET_DIR
 
@@ -59,7 +59,8 @@ class DemoSettings:
     ablations: bool = False
     workers: int = 2
     # Options in each attribute's fixed order: the tiny base cannot copy a letter from an option's text
-    # (README, "Where the chain breaks"), so with shuffled options no variant can show what it perceived.
+    # (README, "With shuffled options: where the chain breaks"), so with shuffled options no variant can
+    # show what it perceived.
     option_order: OptionOrder = "canonical"
     overrides: list[str] = field(default_factory=list)
 
@@ -172,7 +173,7 @@ def run_demo(settings: DemoSettings) -> dict:
     return results
 
 
-def blind_guess(train: list, held_out: list) -> list[dict]:
+def blind_guess(train: list[TrainingSample], held_out: list[TrainingSample]) -> list[dict]:
     """Records of the best guess that sees neither the clip nor the options' meaning: each question type's
     most frequent answer letter in training (the overall most frequent for a type training never asked).
 
@@ -184,12 +185,7 @@ def blind_guess(train: list, held_out: list) -> list[dict]:
     for s in train:
         by_type.setdefault(s.question_type, Counter())[s.answer] += 1
     overall = sum(by_type.values(), Counter())
-    out = []
-    for s in held_out:
-        letter = (by_type.get(s.question_type) or overall).most_common(1)[0][0]
-        out.append({"id": s.id, "question_type": s.question_type, "gold": s.answer, "pred": letter,
-                    "correct": letter == s.answer, "n_latent_blocks": 0})
-    return out
+    return [_record(s, (by_type.get(s.question_type) or overall).most_common(1)[0][0], "", 0) for s in held_out]
 
 
 def _gen_config() -> GenerationConfig:
