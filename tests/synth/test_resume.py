@@ -14,7 +14,7 @@ from latentomni.synth.client import cache_key
 from latentomni.synth.config import load_config
 from latentomni.synth.pipeline import run_stages
 from latentomni.synth.store import StageStore
-from latentomni.synth.testing import CannedResponder, FakeChatServer
+from latentomni.synth.testing import CannedResponder, FakeChatServer, ScriptedReply
 
 from .conftest import caption_record, write_config
 
@@ -78,3 +78,24 @@ def test_killed_stage_resumes_without_loss_or_duplicates(tmp_path, media_dir):
     # units finished before the kill are skipped; units whose response was cached but not yet written hit the cache
     assert summary.traffic["cache_hits"] == len(cached) - len(done_at_kill)
     assert summary.traffic["requests_sent"] == len(resent)
+
+
+def test_retry_failed_keeps_the_records_it_retries(tmp_path, media_dir):
+    """An outage drops every QA unit as request_failed; `--retry-failed request_failed` after it redoes them,
+    and the retried records are in qa.jsonl afterwards (they were once written to the replaced file)."""
+    captions = tmp_path / "captions.jsonl"
+    captions.write_text("\n".join(json.dumps({**caption_record("teal", "teal.mp4", 4.0), "id": f"clip-{i}"})
+                                  for i in range(3)) + "\n")
+    units = {f"clip-{i}:{fmt}0" for i in range(3) for fmt in ("open", "mcq")}
+    with FakeChatServer(lambda body: ScriptedReply(status=500, error_message="down")) as down:
+        config = write_config(tmp_path / "p.yaml", run_dir=tmp_path / "run", captions=captions, media_dir=media_dir,
+                              urls=[down.base_url], concurrency=2)
+        run_stages(load_config(config), ["ingest"], progress=False, log=None)
+        (summary,) = run_stages(load_config(config), ["qa"], progress=False, log=None)
+    assert summary.dropped == {"request_failed": len(units)}
+    with FakeChatServer(CannedResponder([("OpenQAReply", OPEN), ("MCQReply", MCQ)])) as up:
+        write_config(config, run_dir=tmp_path / "run", captions=captions, media_dir=media_dir, urls=[up.base_url])
+        (summary,) = run_stages(load_config(config), ["qa"], retry_failed=["request_failed"], progress=False, log=None)
+    store = StageStore(tmp_path / "run", "qa")
+    assert {r["id"] for r in store.outputs()} == units and store.drops() == []
+    assert (summary.outputs, summary.dropped, summary.pending) == (len(units), {}, 0)

@@ -53,3 +53,17 @@ def test_forget_drops_makes_items_pending_again(tmp_path):
         store.append_drop(Drop("c", "invalid_reply"))
     assert store.forget_drops({"request_failed"}) == 1
     assert store.done_ids() == {"a", "c"} and store.outputs() == [{"id": "a"}]
+
+
+def test_records_appended_after_forget_drops_inside_open_are_kept(tmp_path):
+    """forget_drops replaces the files; the open append handles must follow, or retried records vanish."""
+    store = StageStore(tmp_path, "qa")
+    with store.open():
+        store.append({"id": "a"})
+        store.append_drop(Drop("b", "request_failed"))
+    with store.open():
+        assert store.forget_drops({"request_failed"}) == 1
+        store.append({"id": "b"})
+        store.append_drop(Drop("c", "invalid_reply"))
+    assert [r["id"] for r in store.outputs()] == ["a", "b"]
+    assert store.drops() == [Drop("c", "invalid_reply")]

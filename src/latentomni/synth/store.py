@@ -141,12 +141,21 @@ class StageStore:
                 ) from None
             _cut_torn_tail(self.out_path)
             _cut_torn_tail(self.drops_path)
-            with self.out_path.open("a", encoding="utf-8") as out, self.drops_path.open("a", encoding="utf-8") as drops:
-                self._out, self._drops = out, drops
-                try:
-                    yield self
-                finally:
-                    self._out = self._drops = None
+            self._open_handles()
+            try:
+                yield self
+            finally:
+                self._close_handles()
+
+    def _open_handles(self) -> None:
+        self._out = self.out_path.open("a", encoding="utf-8")
+        self._drops = self.drops_path.open("a", encoding="utf-8")
+
+    def _close_handles(self) -> None:
+        for fh in (self._out, self._drops):
+            if fh is not None:
+                fh.close()
+        self._out = self._drops = None
 
     def append(self, record: dict[str, Any]) -> None:
         assert self._out is not None, "StageStore.append outside open()"
@@ -171,11 +180,20 @@ class StageStore:
 
     def forget_drops(self, reasons: set[str]) -> int:
         """Remove drop records with these reasons (e.g. ``request_failed`` after an outage) so that a
-        rerun processes those records again. Returns how many were removed."""
+        rerun processes those records again. Returns how many were removed.
+
+        The rewrite replaces the files (``os.replace``), so append handles held by :meth:`open` would
+        keep writing into the unlinked old files and every retried record would be lost; they are
+        closed before and reopened on the new files after."""
         drops = self.drops()
         keep = [d for d in drops if d.reason not in reasons]
         if len(keep) != len(drops):
+            reopen = self._out is not None
+            if reopen:
+                self._close_handles()
             self.rewrite(self.outputs(), keep)
+            if reopen:
+                self._open_handles()
         return len(drops) - len(keep)
 
     # -- summary ------------------------------------------------------------------------------------
