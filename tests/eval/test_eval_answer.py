@@ -14,6 +14,7 @@ SCENE = [
     "D. A car stops at the light",
 ]
 COUNT = ["A. 2", "B. 3", "C. 4", "D. 5"]
+NUMBERS = ["A. 1", "B. 2", "C. 3", "D. 4"]
 LATENT = "<Unified_Latent>[40 latents]</Unified_Latent>"
 
 REPLIES = [
@@ -59,6 +60,25 @@ REPLIES = [
     ("I counted 2 boats at first, then 4 once the camera panned.", COUNT, None),
     ("Answer: 12", COUNT, None),
     ("So A man walks away.", SCENE, None),
+    # numeric options: a number counts when it is stated as the answer, not when it merely occurs
+    ("\\boxed{2}", NUMBERS, "B"),
+    ("The answer is 2", NUMBERS, "B"),
+    ("The answer is 2.", NUMBERS, "B"),
+    ("2", NUMBERS, "B"),
+    ("Answer: 3 people", NUMBERS, "C"),
+    ("I can see 4 people waving.", NUMBERS, "D"),
+    ("There are 3.", NUMBERS, "C"),
+    ("At 2:42 the woman speaks.", NUMBERS, None),  # a time, not option B
+    ("Segment 1. low tone", NUMBERS, None),  # a label, not option A
+    ("Segment 1 has the low tone.", NUMBERS, None),
+    ("At 2 seconds the woman speaks.", NUMBERS, None),
+    ("The tone rises 1.5 octaves.", NUMBERS, None),
+    ("Between 1-2 people are visible.", NUMBERS, None),
+    ("The 1st speaker is a woman.", NUMBERS, None),
+    ("Option 2 mentions a dog.", NUMBERS, None),
+    ("The answer is at 2:42.", NUMBERS, None),  # stated, but no whole number that is an option
+    ("3 people wave at 0:02. The woman speaks at the end.", NUMBERS, None),  # not in the concluding sentence
+    ("A woman rides a bike. Then the clip ends on a wide shot.", SCENE, None),  # mentioned, not concluded
 ]
 
 

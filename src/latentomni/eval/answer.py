@@ -8,7 +8,13 @@ Order of evidence, strongest first:
    or a closing "..., so X.".
    The last one that names a valid option wins.
 3. A reply that *is* an answer: just the letter ("B", "(B).") or the letter followed by that option's text.
-4. Option text: the final sentence, else the whole reply, mentions exactly one option's text.
+4. Option text stated as the answer: the reply's final sentence (its conclusion) mentions exactly one
+   option's text. An option mentioned only earlier, while the reply describes the clip, does not count.
+
+Numeric options ("1", "2", "3", "4") need more than an occurring digit, because replies are full of numbers
+that are not answers: a number is read only as a whole number ("2:42", "2.5", "1/2", "2-3", "1st" hold no
+"2" or "1"), and outside an explicit statement or a box only as a count -- "3 boats", "there are 3", a
+reply that is just "3" -- never as a label or a time ("Segment 1", "at 2 seconds", "option 2", "#1").
 
 There is deliberately no fallback to a fixed letter or to the first capital in the reply ("A man walks...",
 "I think..."): a reply none of the rules can read returns ``None``, is scored wrong, and is counted in the
@@ -57,6 +63,16 @@ _CONCLUDING_LETTER = re.compile(
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _NON_ALNUM = re.compile(r"[\W_]+")
 _OPTION_LABEL = re.compile(r"^([A-Z])\.\s")
+_NUMERIC_OPTION = re.compile(r"[+-]?\d+(?:\.\d+)?")
+# Words after which a number names a thing (a segment, a time, an option) instead of counting one.
+_LABEL_WORDS = frozenset({
+    "at", "after", "before", "around", "by", "from", "until", "till", "since", "segment", "segments", "clip",
+    "clips", "part", "step", "scene", "shot", "frame", "option", "options", "choice", "choices", "chapter",
+    "section", "number", "no", "num", "track", "speaker", "person", "camera", "video", "page", "item", "question",
+    "round", "level", "minute", "minutes", "second", "seconds", "sec", "secs", "min", "mins", "hour", "hours",
+    "line", "episode", "stage", "phase", "block", "timestamp", "time",
+})
+_COPULAS = frozenset({"is", "are", "was", "were"})
 
 
 @dataclass(frozen=True)
@@ -130,7 +146,7 @@ def _read_fragment(fragment: str, letters: list[str], texts: list[str]) -> str |
     if m:
         letter = m.group(1).upper()
         return letter if letter in letters else None
-    return _unique_option_in(s, letters, texts)
+    return _unique_option_in(s, letters, texts, stated=True)
 
 
 def _explicit_letters(text: str, letters: list[str], texts: list[str]):
@@ -164,29 +180,33 @@ def _bare_answer(text: str, letters: list[str], texts: list[str]) -> str | None:
 
 
 def _option_text_in_reply(text: str, letters: list[str], texts: list[str]) -> str | None:
+    """Rule 4: the one option the reply's final sentence states (a mention earlier in the reply is not an answer)."""
     sentences = [s for s in _SENTENCE_END.split(text) if _norm(s)]
-    if sentences:
-        letter = _unique_option_in(sentences[-1], letters, texts)
-        if letter:
-            return letter
-    return _unique_option_in(text, letters, texts)
+    return _unique_option_in(sentences[-1], letters, texts, stated=False) if sentences else None
 
 
 def _norm(s: str) -> str:
     return _NON_ALNUM.sub(" ", s.casefold()).strip()
 
 
-def _unique_option_in(text: str, letters: list[str], texts: list[str]) -> str | None:
+def _unique_option_in(text: str, letters: list[str], texts: list[str], *, stated: bool) -> str | None:
     """The only option whose text occurs in ``text`` (as whole words, any casing), else None.
 
-    An option whose text only occurs as part of a longer matching option ("red" inside "red and blue")
-    does not count as a second match.
+    ``stated`` says ``text`` is already stated as the answer (a box's content, the rest of "the answer is");
+    otherwise a numeric option must occur as a count (:func:`_counts`). An option whose text only occurs as
+    part of a longer matching option ("red" inside "red and blue") does not count as a second match.
     """
     haystack = f" {_norm(text)} "
     found = {}
     for letter, option in zip(letters, texts, strict=True):
         needle = _norm(option)
-        if needle and f" {needle} " in haystack:
+        if not needle:
+            continue
+        number = option.strip().rstrip(".")
+        if _NUMERIC_OPTION.fullmatch(number):
+            if any(stated or _counts(text, m) for m in _whole_numbers(text, number)):
+                found[letter] = needle
+        elif f" {needle} " in haystack:
             found[letter] = needle
     maximal = [
         letter
@@ -194,3 +214,25 @@ def _unique_option_in(text: str, letters: list[str], texts: list[str]) -> str | 
         if not any(other != needle and f" {needle} " in f" {other} " for other in found.values())
     ]
     return maximal[0] if len(maximal) == 1 else None
+
+
+def _whole_numbers(text: str, number: str) -> list[re.Match[str]]:
+    """Occurrences of ``number`` as a number of its own: not a piece of "2:42", "2.5", "1/2", "2-3", "#2", "1st"."""
+    pattern = rf"(?<![\w.,:/#+\-\u2013]){re.escape(number)}(?![\w%\u00b0]|[.,:/\-\u2013]\w)"
+    return list(re.finditer(pattern, text))
+
+
+def _counts(sentence: str, m: re.Match[str]) -> bool:
+    """Whether the number at ``m`` counts something: "3 boats", "there are 3.", or the sentence is just "3".
+
+    A number after a label or time word ("Segment 1", "at 2 seconds", "option 2") names a thing, not a count.
+    """
+    before, after = sentence[: m.start()], sentence[m.end() :]
+    prev = re.search(r"([A-Za-z]+)\s*$", before)
+    prev_word = prev.group(1).casefold() if prev else None
+    if prev_word in _LABEL_WORDS:
+        return False
+    if re.match(r"\s+[A-Za-z]", after):
+        return True
+    closes = re.fullmatch(r"\s*[.!]?\s*", after) is not None
+    return closes and (not _norm(before) or prev_word in _COPULAS)
