@@ -248,6 +248,11 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _partial_state() -> ProcessState:
+    """The launcher's processes. ``cpu`` must be passed explicitly: unlike ``Accelerator``, ``PartialState``
+    ignores ``ACCELERATE_USE_CPU``, and without it a multi-process CPU launch (gloo) would make every rank
+    believe it is alone and answer every question."""
+    import torch
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    return PartialState()
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available())
