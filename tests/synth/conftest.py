@@ -196,10 +196,18 @@ class ScriptedLLM:
     def _video_caption(self, body, colour, fmt, nth):
         if (colour, fmt) == ("azure", "open"):
             return ScriptedReply(status=400, error_message="This model does not support video input")
-        return ScriptedReply(f"A {colour} ball falls onto a wooden floor. It bounces once near the wall. Scene q{fmt}.")
+        caption = f"A {colour} ball falls onto a wooden floor. It bounces once near the wall. Scene q{fmt}."
+        if colour == "indigo":  # what a faulty proxy in front of a plain-text captioner delivered
+            return ScriptedReply(f"Sure! Here is the result:\n```\n{caption}\n```\nHope it helps!")
+        if (colour, fmt) == ("teal", "mcq") and not self.repairing(body):
+            return ScriptedReply("I'm sorry, I cannot describe this video.")
+        return ScriptedReply(caption)
 
     def _audio_caption(self, body, colour, fmt, nth):
-        return ScriptedReply(f"A bell rings once as the {colour} ball lands. The room is otherwise quiet.")
+        caption = f"A bell rings once as the {colour} ball lands. The room is otherwise quiet."
+        if colour == "indigo":
+            return ScriptedReply(f"Certainly. Here's the audio caption.\n{caption}")
+        return ScriptedReply(caption)
 
     def _FusionReply(self, body, colour, fmt, nth):
         complete = (f"A {colour} ball falls onto a wooden floor. A bell rings once as the {colour} ball lands. "

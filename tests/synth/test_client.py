@@ -11,7 +11,7 @@ import pytest
 from latentomni.synth.cache import ResponseCache
 from latentomni.synth.client import Call, ItemDropped, LLMClient, SynthError, audio_part, cache_key, video_part
 from latentomni.synth.config import EndpointConfig, LLMCallConfig, RetryConfig, SamplingConfig
-from latentomni.synth.replies import FusionReply, OpenQAReply, RefineReply
+from latentomni.synth.replies import CaptionReply, FusionReply, OpenQAReply, RefineReply
 from latentomni.synth.testing import FakeChatServer, ScriptedReply
 
 GOOD = json.dumps({"question": "Which object rings when the ball lands?", "answer": "the bell",
@@ -220,3 +220,47 @@ def test_media_parts_and_file_urls_in_the_cache_key(tmp_path):
     before = cache_key(body)
     clip.write_bytes(b"second version")  # same path, new content: a new key, no stale cache hit
     assert cache_key(body) != before
+
+
+CAPTION = "A ball falls onto the floor. A bell rings once."
+
+
+@pytest.mark.parametrize("wrapped", [
+    f"```\n{CAPTION}\n```",
+    f"Sure! Here is the result:\n{CAPTION}",
+    f"Sure! Here is the result…\n```text\n{CAPTION}\n```\nHope it helps!",
+    f"Certainly. Here's the caption of the segment.\n{CAPTION}\n\nLet me know if you need anything else.",
+    f"Caption: {CAPTION}",
+])
+def test_plain_text_wrapping_is_stripped(tmp_path, wrapped):
+    with FakeChatServer(lambda body: ScriptedReply(wrapped)) as s:
+        (reply,), stats = run(_ask([s.base_url], tmp_path, model=CaptionReply, endpoint_kw={"response_format": "none"}))
+    assert reply.caption == CAPTION and stats.repair_turns == 0
+
+
+@pytest.mark.parametrize("chatter", [
+    "I'm sorry, I cannot describe this video.",
+    "Sure! Here is the result:",
+    f"Here are two takes:\n```\n{CAPTION}\n```\n```\nA ball.\n```",
+    f"{CAPTION}\n## Notes\nThe sound is faint.",
+])
+def test_plain_text_that_is_not_a_caption_is_re_asked_then_dropped(tmp_path, chatter):
+    with FakeChatServer(lambda body: ScriptedReply(chatter)) as s, pytest.raises(ItemDropped) as e:
+        run(_ask([s.base_url], tmp_path, model=CaptionReply, endpoint_kw={"response_format": "none"}))
+    assert e.value.reason == "chatter_reply" and "conversation" in e.value.detail
+    assert len(s.bodies) == 3 and "could not be used" in s.bodies[-1]["messages"][-1]["content"]
+
+
+def test_a_refusal_then_a_caption_keeps_the_caption(tmp_path):
+    script = Script(ScriptedReply("I'm sorry, I can't help with that."), ScriptedReply(CAPTION))
+    with FakeChatServer(script) as s:
+        (reply,), stats = run(_ask([s.base_url], tmp_path, model=CaptionReply, endpoint_kw={"response_format": "none"}))
+    assert reply.caption == CAPTION and stats.repair_turns == 1
+
+
+def test_a_caption_that_only_looks_like_prose_is_kept(tmp_path):
+    for text in ("Here is a kitchen where a man cooks.", "Sure enough, the ball falls again."):
+        with FakeChatServer(lambda body, text=text: ScriptedReply(text)) as s:
+            (reply,), _stats = run(_ask([s.base_url], tmp_path / text[:4], model=CaptionReply,
+                                        endpoint_kw={"response_format": "none"}))
+        assert reply.caption == text

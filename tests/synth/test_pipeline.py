@@ -120,6 +120,21 @@ def test_audit_corrections_and_backslash_repair_survive(finished_run):
     assert all("near the wall" not in (b.caption or "") for b in crimson.latent_blocks if isinstance(b, LatentPart))
 
 
+def test_plain_text_wrapping_never_reaches_the_captions(finished_run):
+    """indigo's captioner replies come fenced and announced ("Sure! Here is the result:"), teal/mcq's first
+    video reply is a refusal: the wrapping is stripped, the refusal re-asked, nothing of either is kept."""
+    items = {r["id"]: r for r in StageStore(finished_run["cfg"].run_dir, "captions").outputs()}
+    texts = [c[k] for r in items.values() for c in r["captions"] for k in ("video_caption", "audio_caption", "final")]
+    assert not [t for t in texts if any(w in t for w in ("```", "Sure", "Here is", "Here's", "sorry", "Hope it"))]
+    indigo = items["clip-indigo:open0"]["captions"][0]
+    assert indigo["video_caption"] == ("A indigo ball falls onto a wooden floor. It bounces once near the wall. "
+                                       "Scene qopen.")
+    assert indigo["audio_caption"] == "A bell rings once as the indigo ball lands. The room is otherwise quiet."
+    assert "clip-teal:mcq0" in items
+    segments = len(items["clip-teal:mcq0"]["captions"])
+    assert finished_run["scripted"].seen[("video_caption", "teal", "mcq")] == 2 * segments
+
+
 def test_requests_carry_the_reply_contract_and_media(finished_run):
     bodies = finished_run["bodies"]
     assert all("seed" not in b for b in bodies)

@@ -34,6 +34,7 @@ DROP_REASONS = {
     "request_failed": "429/5xx/timeouts on every retry (rerun with --retry-failed request_failed)",
     "invalid_reply": "the reply never parsed or validated, repair turns included",
     "reply_truncated": "the reply hit max_tokens before it was valid",
+    "chatter_reply": "a plain-text reply held conversation (a refusal, two fences) besides the text, repairs included",
     "below_threshold": "judge scores sum below score.min_total",
     "category_balance": "down-sampled so adjacent categories stay within balance.max_ratio",
     "corrupt_media": "the media file cannot be opened or decoded",

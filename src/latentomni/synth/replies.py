@@ -43,6 +43,7 @@ __all__ = [
     "extract_json",
     "parse_reply",
     "strict_json_schema",
+    "unwrap_plain_text",
 ]
 
 
@@ -369,6 +370,72 @@ def extract_json(text: str) -> Any:
     raise ValueError("no JSON object found in the reply")
 
 
+# -- bare-text replies ------------------------------------------------------------------------------
+# What a chat model or a proxy wraps around plain text, stripped only where it certainly is wrapping:
+# an opening courtesy word with its punctuation, an announcement that names what follows ("Here is the
+# refined caption:"), a label ("Caption:"), one Markdown fence, a closing offer of more help.
+_WRAPPED_NOUN = (r"(?:caption|description|narrative|result|summary|answer|text|reasoning|trajectory|response|"
+                 r"output|version)s?")
+_COURTESY = re.compile(r"^(?:sure|certainly|of course|absolutely)\s*[!,.]+\s*", re.IGNORECASE)
+_ANNOUNCEMENT = re.compile(
+    r"^(?:here(?:'s|\s+is|\s+are)|below\s+is|this\s+is)\s+(?:the|a|an|your|my)\s+(?:[\w-]+\s+){0,4}?"
+    + _WRAPPED_NOUN + r"\b[^\n:.!…]{0,60}(?::|\.{3}|…|[.!]|(?=\n)|$)[ \t]*(?:\n\s*)?", re.IGNORECASE)
+_LABEL = re.compile(r"^(?:#{1,6}[ \t]+)?(?:\*\*)?(?:(?:video|audio|visual|segment|fused|final|refined)[ \t]+)?"
+                    r"(?:caption|description|narrative|trajectory)(?:\*\*)?[ \t]*:(?:\*\*)?\s*", re.IGNORECASE)
+_OUTRO = re.compile(r"(?:^|(?<=[.!?])[ \t]+|\n\s*)"
+                    r"(?:let me know|i hope (?:this|it)|hope (?:this|it) helps|feel free to|is there anything else)"
+                    r"[^\n]*\s*$", re.IGNORECASE)
+_FENCED = re.compile(r"```[\w+-]*[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL)
+# Signs that what is left is conversation, not the text asked for: these are re-asked, then dropped.
+_CHATTER = re.compile(
+    r"```|^\s*(?:i'm sorry|i am sorry|sorry[,!]|i cannot|i can't|i can not|i'm unable|i am unable|as an ai\b|"
+    r"unfortunately,? i\b|sure[!,.]|certainly[!,.]|here(?:'s|\s+is|\s+are)\s+(?:the|your)\s+(?:[\w-]+\s+){0,4}?"
+    + _WRAPPED_NOUN + r"\b|#{1,6}\s)|\b(?:let me know|hope (?:this|it) helps|feel free to)\b",
+    re.IGNORECASE | re.MULTILINE)
+
+
+def _strip_prose(text: str, *, payload: bool = True) -> str:
+    """``text`` without leading and trailing wrapping prose. With ``payload`` (the text is meant to hold the
+    reply) an announcement or a label with nothing after it is kept: it is then the reply itself."""
+    text = text.strip()
+    while True:
+        before = text
+        text = _COURTESY.sub("", text, count=1)
+        for pattern in (_ANNOUNCEMENT, _LABEL):
+            m = pattern.match(text)
+            if m and (text[m.end():].strip() or not payload):
+                text = text[m.end():]
+        text = _OUTRO.sub("", text).strip()
+        if text == before:
+            return text
+
+
+def unwrap_plain_text(text: str) -> str:
+    """The text a bare-text reply carries, without the wrapping a model or a proxy put around it.
+
+    One Markdown fence is unwrapped when everything outside it is itself wrapping (a courtesy line,
+    an announcement, a closing offer); leading and trailing prose of those kinds is stripped. What then
+    still reads as conversation (a refusal, a second fence, "Sure", a heading, an offer of more help)
+    raises :class:`ReplyInvalid` with reason ``chatter_reply``, so the client re-asks and finally drops
+    the item instead of letting ``Sure! Here is the result:`` into a training caption."""
+    text = _THINK.sub("", text).strip()
+    fences = list(_FENCED.finditer(text))
+    if len(fences) == 1:
+        fence = fences[0]
+        outside = _strip_prose(text[:fence.start()] + "\n" + text[fence.end():], payload=False)
+        if not outside:
+            text = fence.group(1)
+    text = _strip_prose(text)
+    m = _CHATTER.search(text)
+    if m:
+        start = max(0, m.start() - 20)
+        raise ReplyInvalid("chatter_reply", f"the reply is conversation, not only the text asked for "
+                                            f"(at {text[start:m.end() + 30]!r}); send the text alone")
+    if not text:
+        raise ReplyInvalid("invalid_reply", "empty reply once its wrapping was removed")
+    return text
+
+
 def _restore_backslashes(obj: Any) -> Any:
     """``"\\boxed{B}"`` written with one backslash decodes as backspace + 'oxed'; put it back."""
     if isinstance(obj, str):
@@ -402,10 +469,10 @@ def parse_reply(text: str | None, model: type[R], *, plain_text: bool = True) ->
     except ValueError:
         if model.plain_text_field is None or not plain_text:
             raise ReplyInvalid("invalid_reply", "reply holds no JSON object") from None
-        obj = {model.plain_text_field: _THINK.sub("", text).strip()}
+        obj = {model.plain_text_field: unwrap_plain_text(text)}
     if not isinstance(obj, dict):
         if model.plain_text_field is not None and plain_text and isinstance(obj, str):
-            obj = {model.plain_text_field: obj}
+            obj = {model.plain_text_field: unwrap_plain_text(obj)}
         else:
             raise ReplyInvalid("invalid_reply", f"expected a JSON object, got {type(obj).__name__}")
     try:
