@@ -82,3 +82,45 @@ def test_ingest_drops_carry_file_and_line(tmp_path: Path, media_dir: Path):
         "invalid_json": "10", "duplicate_id": "11", "media_missing": "12", "invalid_record": "13"}
     late = next(d for d in drops if d.reason == "invalid_record")
     assert "outside the media duration" in late.detail and json.dumps(late.detail)
+
+
+def test_time_prefixed_caption_lines_as_benchmark_caption_files_write_them():
+    text = "0-10s: A man enters the kitchen.\n10–20 s: He fills a kettle.\n20 - 30 sec: The kettle whistles."
+    assert parse_time_spans(text) == [(0.0, 10.0, "A man enters the kitchen."), (10.0, 20.0, "He fills a kettle."),
+                                      (20.0, 30.0, "The kettle whistles.")]
+    assert parse_time_spans("00:10-00:20: A dog barks. 00:20-00:25: It runs off.") == [
+        (10.0, 20.0, "A dog barks."), (20.0, 25.0, "It runs off.")]
+    assert parse_time_spans("[00:10-00:20] A dog barks.") == [(10.0, 20.0, "A dog barks.")]
+    assert parse_time_spans("3-4 people enter at noon. The score was 2-1 at the end.") == []
+
+
+@pytest.mark.parametrize("fmt, caption", [
+    ("native", "0-10s: A man enters the kitchen.\n10–20 s: He fills a kettle and it whistles."),
+    ("native", "[00:00-00:10] A man enters the kitchen.\n[00:10-00:20] He fills a kettle and it whistles."),
+    ("avocado", "0-10s: A man enters the kitchen. 10–20 s: He fills a kettle and it whistles."),
+])
+def test_time_prefixed_captions_are_ingested_not_dropped(tmp_path: Path, media_dir: Path, fmt, caption):
+    record = {"id": "bench-1", "duration": 20.0, "caption": caption}
+    record.update({"media": "teal.mp4"} if fmt == "native" else {"video": "teal.mp4"})
+    captions = tmp_path / "c.jsonl"
+    captions.write_text(json.dumps(record) + "\n")
+    cfg_path = write_config(tmp_path / "p.yaml", run_dir=tmp_path / "run", captions=captions, media_dir=media_dir,
+                            urls=["http://127.0.0.1:9/v1"])
+    import yaml
+
+    raw = yaml.safe_load(cfg_path.read_text())
+    raw["stages"]["ingest"]["inputs"][0]["format"] = fmt
+    clips, drops, n = ingest_records(StageContext(parse_config(raw, base=tmp_path)))
+    assert (n, drops) == (1, [])
+    assert [(e.start, e.end, e.modality) for e in clips[0].events] == [(0.0, 10.0, "audiovisual"),
+                                                                       (10.0, 20.0, "audiovisual")]
+    assert clips[0].events[1].text == "He fills a kettle and it whistles."
+
+
+def test_a_native_record_without_events_or_time_spans_is_still_no_timed_events(tmp_path: Path):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    record = caption_record("teal", "a.mp4", 4.0)
+    record.pop("events")
+    with pytest.raises(RecordError) as e:
+        adapt(SourceRecord("f:1", record), "native", tmp_path)
+    assert e.value.reason == "no_timed_events"

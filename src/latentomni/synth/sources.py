@@ -8,7 +8,9 @@ The pipeline's own record (``native`` format, one JSON object per line)::
                 {"start": 1.0, "end": 1.5, "modality": "audio", "text": "A glass rings."}]}
 
 ``media`` resolves against the input's ``media_root`` (default: the JSONL file's folder). ``duration``
-may be omitted; it is then probed from the media file.
+may be omitted; it is then probed from the media file. ``events`` may be omitted when the caption's
+lines carry time spans (the form benchmark caption files use, ``0-10s: ...``): each span then becomes
+an ``audiovisual`` event.
 
 Adapters. The public cards of ASID-1M and AVoCaDO do not document a per-event timestamp field, so the
 adapters rest on these stated assumptions (change them here if the release differs):
@@ -23,8 +25,10 @@ adapters rest on these stated assumptions (change them here if the release diffe
   where TEXT is a temporally ordered paragraph whose pieces start with time spans. AVoCaDO captions
   interleave both modalities in one sentence, so its events are ``audiovisual``.
 
-Time spans are recognised as ``[00:01 - 00:04]``, ``(0:01-0:04)``, ``<1.5s-4.0s>``, ``[1.5 - 4.0]``
-or ``from 1.5s to 4.0s``.
+Time spans are recognised as ``[00:01 - 00:04]``, ``(0:01-0:04)``, ``<1.5s-4.0s>``, ``[1.5 - 4.0]``,
+``from 1.5s to 4.0s``, and as an unbracketed prefix followed by a colon (``0-10s:``, ``10–20 s:``,
+``00:10-00:20:``) at the start of a line or after a sentence; bare ``3-4`` without the colon stays text
+("3-4 people enter").
 """
 
 from __future__ import annotations
@@ -117,9 +121,11 @@ def iter_source(path: Path) -> Iterator[SourceRecord]:
 
 # -- time spans -------------------------------------------------------------------------------------
 _T = r"(\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?|\d+(?:\.\d+)?)\s*s?"
+_U = r"(\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?|\d+(?:\.\d+)?)\s*(?:s|secs?|seconds?)?"
 _SPAN = re.compile(
-    rf"[\[(<]\s*{_T}\s*(?:-|–|—|to)\s*{_T}\s*[\])>]|\bfrom\s+{_T}\s+to\s+{_T}\b[,:]?",
-    re.IGNORECASE,
+    rf"[\[(<]\s*{_T}\s*(?:-|–|—|to)\s*{_T}\s*[\])>]|\bfrom\s+{_T}\s+to\s+{_T}\b[,:]?"
+    rf"|(?:^|(?<=[.!?;])[ \t]+)[ \t]*{_U}[ \t]*(?:-|–|—|to)[ \t]*{_U}[ \t]*:(?!\d)",
+    re.IGNORECASE | re.MULTILINE,
 )
 
 
@@ -191,7 +197,15 @@ def _avocado(obj: dict[str, Any]) -> dict[str, Any]:
             "duration": obj.get("duration"), "caption": caption.strip(), "events": events}
 
 
-ADAPTERS = {"native": lambda obj: dict(obj), "asid": _asid, "avocado": _avocado}
+def _native(obj: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(obj)
+    if "events" not in fields and isinstance(fields.get("caption"), str):
+        fields["events"] = [{"start": s, "end": e, "modality": "audiovisual", "text": t}
+                            for s, e, t in parse_time_spans(fields["caption"])]
+    return fields
+
+
+ADAPTERS = {"native": _native, "asid": _asid, "avocado": _avocado}
 
 
 def probe_duration(path: Path) -> float:
