@@ -65,3 +65,25 @@ def test_variants_share_the_prompt_and_differ_in_the_answer(model, clip_dir):
     assert "<Unified_Latent>" in texts["latent"] and "<Unified_Latent>" not in texts["text_cot"]
     assert "The tone matters. It is blue." in texts["text_cot"]
     assert texts["vanilla"] == "\\boxed{B}<|im_end|>"
+
+
+def test_a_window_stops_decoding_at_its_end_and_matches_the_full_decode(clip_dir):
+    full = decode_audio(clip_dir / "clip4.mp4")
+    for start, end in ((0.0, 0.5), (1.25, 2.5), (3.0, None)):
+        part = decode_audio(clip_dir / "clip4.mp4", start=start, end=end)
+        stop = round(end * 16000) if end is not None else len(full)
+        assert np.array_equal(part, full[round(start * 16000):stop])
+
+
+def test_probe_media_reports_the_streams_a_file_holds(clip_dir, tmp_path):
+    from latentomni.data.media import probe_media
+    from latentomni.data.render import render_av, tone
+
+    both = probe_media(clip_dir / "clip4.mp4")
+    assert both.has_video and both.has_audio and both.video_duration == pytest.approx(4.0, abs=0.1)
+    silent = probe_media(clip_dir / "silent.mp4")
+    assert silent.has_video and not silent.has_audio
+    audio_only = render_av(tmp_path / "speech.mp4", None, 4, tone(440.0, 2.0, 44100), 44100)
+    info = probe_media(audio_only)
+    assert not info.has_video and info.has_audio and info.audio_duration == pytest.approx(2.0, abs=0.1)
+    assert probe_duration(audio_only) == pytest.approx(2.0, abs=0.1)  # duration falls back to the audio stream

@@ -14,6 +14,7 @@ in 2-second chunks when ``use_audio_in_video``), using the processor's own piece
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,10 @@ class MediaSettings(BaseModel):
     use_audio_in_video: bool = True
     zero_audio: bool = False  # controls: silence the audio at test time
     zero_video: bool = False  # controls: black frames at test time
+    # Seconds of audio given to the model, from the clip's start; None keeps the whole track. Long videos
+    # (LVOmniBench runs 10-90 minutes, 25 audio tokens a second) may need a cap to fit the context; a cut
+    # is warned about and, like every field here, recorded in the run's settings.
+    max_audio_seconds: float | None = Field(default=None, gt=0)
 
 
 @dataclass
@@ -144,6 +149,7 @@ class SampleEncoder:
             wave = decode_audio(path)
             tensors.setdefault("duration", len(wave) / AUDIO_SAMPLE_RATE)
         if wave is not None:
+            wave = self._cap_audio(wave)
             if self.media.zero_audio:
                 wave = np.zeros_like(wave)
             feats = whisper_features(self.processor.feature_extractor, wave)
@@ -154,6 +160,16 @@ class SampleEncoder:
             else:
                 repl["audio"] = tok.audio_token * n_audio
         return tensors, repl
+
+    def _cap_audio(self, wave: np.ndarray) -> np.ndarray:
+        """The first ``max_audio_seconds`` of the wave, with a warning that the model hears less than the
+        video shows (shown once: the message names the setting, not the file)."""
+        cap = self.media.max_audio_seconds
+        if cap is None or len(wave) <= round(cap * AUDIO_SAMPLE_RATE):
+            return wave
+        warnings.warn(f"audio longer than max_audio_seconds={cap:g} s is cut to its first {cap:g} s; set the media "
+                      "setting max_audio_seconds to null to keep the whole track", stacklevel=2)
+        return wave[: round(cap * AUDIO_SAMPLE_RATE)]
 
     def _interleave(self, grid: torch.Tensor, second_per_grid: float, n_audio: int) -> str:
         """Video and audio tokens in 2-second chunks, as Qwen2.5-Omni's processor does for audio-in-video."""
@@ -246,10 +262,24 @@ def batch_to(batch: dict, device: torch.device | str) -> dict:
 
 
 def whisper_features(feature_extractor, wave: np.ndarray) -> torch.Tensor:
-    """(n_mels, frames) log-mel features of a 16 kHz mono wave, without the extractor's padding."""
-    fe = feature_extractor([wave], sampling_rate=AUDIO_SAMPLE_RATE, return_attention_mask=True, padding="longest",
-                           return_tensors="pt")
-    return fe["input_features"][0][:, : int(fe["attention_mask"][0].sum())]
+    """(n_mels, frames) log-mel features of a 16 kHz mono wave, without the extractor's padding, for the
+    whole wave (100 frames, i.e. 25 audio tokens, a second).
+
+    The extractor silently cuts its input at ``chunk_length`` (300 s for Qwen2.5-Omni), and so does the
+    Hugging Face processor. The audio tower itself takes any length: it attends within windows of
+    ``2 * n_window`` frames (2 s). So a longer wave is featurised in consecutive ``chunk_length`` pieces,
+    each scaled exactly as the extractor scales one input, and the pieces are concatenated; a wave up to
+    ``chunk_length`` gives exactly the extractor's own features."""
+    n = feature_extractor.n_samples
+    starts = list(range(0, max(len(wave), 1), n))
+    if len(starts) > 1 and len(wave) - starts[-1] < feature_extractor.n_fft:
+        starts.pop()  # a sliver too short for one STFT window joins the piece before it
+    pieces = []
+    for a, b in zip(starts, [*starts[1:], len(wave)], strict=True):
+        fe = feature_extractor([wave[a:b]], sampling_rate=AUDIO_SAMPLE_RATE, return_attention_mask=True,
+                               padding="longest", truncation=False, return_tensors="pt")
+        pieces.append(fe["input_features"][0][:, : int(fe["attention_mask"][0].sum())])
+    return torch.cat(pieces, dim=-1)
 
 
 def pad_features(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -66,12 +66,31 @@ def _fit_pixels(w: int, h: int, max_pixels: int, multiple: int = 28) -> tuple[in
     return nw, nh
 
 
-def probe_duration(path: str | Path) -> float:
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a container holds, read from its headers (nothing decoded)."""
+
+    has_video: bool
+    has_audio: bool
+    video_duration: float  # seconds of the first video stream; nan when absent or unknown
+    audio_duration: float  # seconds of the first audio stream; nan when absent or unknown
+
+
+def probe_media(path: str | Path) -> MediaInfo:
+    """The streams of a media file, so a caller can check the ones it needs (an audio-only file given as a
+    video has no video stream, whatever its duration says)."""
     with _open(path) as c:
-        streams = c.streams.video or c.streams.audio
-        if not streams:
-            raise MediaError(path, "no audio or video stream")
-        return _duration(c, streams[0])
+        v, a = c.streams.video, c.streams.audio
+        return MediaInfo(bool(v), bool(a), _duration(c, v[0]) if v else math.nan,
+                         _duration(c, a[0]) if a else math.nan)
+
+
+def probe_duration(path: str | Path) -> float:
+    """Seconds of the video stream, or of the audio stream in a file without video."""
+    info = probe_media(path)
+    if not (info.has_video or info.has_audio):
+        raise MediaError(path, "no audio or video stream")
+    return info.video_duration if info.has_video else info.audio_duration
 
 
 def decode_video(
@@ -156,16 +175,23 @@ def decode_audio(
         stream = c.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[np.ndarray] = []
+        # A window ending early need not decode the rest of the track (a probe of a 90-minute file reads
+        # half a second, not all of it).
+        needed = round(end * sample_rate) if end is not None else None
+        decoded = 0
         try:
             for frame in c.decode(stream):
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))
+                    decoded += chunks[-1].size
+                if needed is not None and decoded >= needed:
+                    break
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except av.error.FFmpegError as e:
             raise MediaError(path, f"corrupt audio stream ({e})") from None
     # Decoding from the stream start and trimming by sample count is exact; AAC decodes at hundreds of x
-    # real time, so even a 90-minute track costs seconds.
+    # real time, so even a 90-minute track costs seconds, and a window stops decoding at its end.
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     first = round((start or 0.0) * sample_rate)
     last = round(end * sample_rate) if end is not None else len(audio)
