@@ -22,7 +22,10 @@ def test_results_match_hand_counted_numbers(daily_omni, daily_omni_replies, scri
     assert results["n_parse_failures"] == 1 and results["parse_failure_rate"] == pytest.approx(0.2)
     assert results["n_missing_media"] == 1 and list(results["missing_media"]) == ["vid3#1"]
     assert results["missing_media"]["vid3#1"][0].endswith("vid3_video.mp4")  # says where it looked
-    assert results["complete"] and results["n_pending"] == 0
+    # vid3's missing clip leaves the run incomplete: a question without a prediction is not done.
+    assert not results["complete"] and results["n_pending"] == 0
+    assert results["n_answered"] == 5 and results["n_selected"] == 6 and results["n_media_errors"] == 0
+    assert results["accuracy_overall"] == pytest.approx(3 / 6)
 
     by_type = results["breakdowns"]["task_type"]["groups"]
     # "Event Sequence" and "event sequence" are one group, shown with the paper's spelling, paper order.
@@ -91,6 +94,7 @@ def test_media_that_appears_later_is_predicted_on_rerun(daily_omni, daily_omni_r
     results = run_eval(rerun, "daily_omni", qa, videos, out, progress=False)
     assert rerun.asked == ["vid3#1"]
     assert results["n"] == 6 and results["n_missing_media"] == 0 and results["n_correct"] == 4
+    assert results["complete"] and results["accuracy_overall"] == pytest.approx(4 / 6)
 
 
 def test_interrupted_run_resumes_after_a_cut_line(daily_omni, daily_omni_replies, scripted, tmp_path):
@@ -185,3 +189,74 @@ def test_accelerate_launch_shards_across_two_processes(daily_omni, daily_omni_re
     results = json.loads((out / "results.json").read_text())
     assert results["n"] == 5 and results["accuracy"] == pytest.approx(0.6)
     assert not list(out.glob("predictions.rank*.jsonl"))
+
+
+class _BrokenMedia:
+    """A scripted predictor whose decoder fails on some qids, as LatentOmniPredictor reports a MediaError."""
+
+    def __init__(self, scripted, replies, broken):
+        self.inner, self.broken = scripted(replies), broken
+
+    def settings(self):
+        return self.inner.settings()
+
+    def predict(self, items):
+        outs = self.inner.predict(items)
+        return [{"error": self.broken[it.qid]} if it.qid in self.broken else out
+                for it, out in zip(items, outs, strict=True)]
+
+
+def test_media_error_is_reported_apart_and_retried_by_a_rerun(daily_omni, daily_omni_replies, scripted, tmp_path):
+    qa, videos = daily_omni
+    out = tmp_path / "run"
+    error = f"{videos}/vid2/vid2_video.mp4: cannot open media\n(Invalid data found when processing input)"
+    first = _BrokenMedia(scripted, daily_omni_replies, {"vid2#2": error})
+    results = run_eval(first, "daily_omni", qa, videos, out, progress=False)
+
+    # Answered: vid1#1 right, vid1#2 wrong, vid2#1 unparseable, vid4#1 right; vid2#2 a media error; vid3 missing.
+    assert (results["n_answered"], results["n_correct"], results["n_parse_failures"]) == (4, 2, 1)
+    assert results["n_media_errors"] == 1 and results["n_missing_media"] == 1 and results["n_pending"] == 0
+    line = f"{videos}/vid2/vid2_video.mp4: cannot open media (Invalid data found when processing input)"
+    assert results["media_errors"] == {"vid2#2": line}  # one line naming the file and the reason
+    assert results["accuracy"] == pytest.approx(2 / 4) and results["accuracy_overall"] == pytest.approx(2 / 6)
+    assert results["parse_failure_rate"] == pytest.approx(1 / 4)  # the error is no parse failure
+    assert not results["complete"]
+    row = next(r for r in _lines(out / "predictions.jsonl") if r["qid"] == "vid2#2")
+    assert row["error"] == line and "reply" not in row and "pred" not in row  # stored, with its error
+
+    again = _BrokenMedia(scripted, daily_omni_replies, {"vid2#2": "vid2_video.mp4: still broken"})
+    results = run_eval(again, "daily_omni", qa, videos, out, progress=False)
+    assert again.inner.asked == ["vid2#2"]  # the errored row is not done: asked again, nothing else
+    assert results["media_errors"] == {"vid2#2": "vid2_video.mp4: still broken"}  # the latest error stands
+
+    fixed = scripted(daily_omni_replies)
+    results = run_eval(fixed, "daily_omni", qa, videos, out, progress=False)
+    assert fixed.asked == ["vid2#2"]
+    assert results["n_answered"] == 5 and results["n_media_errors"] == 0 and results["n_correct"] == 3
+    assert load_predictions(out)["vid2#2"]["pred"] == "B"  # the answer wins over the earlier errors
+    assert scripted(daily_omni_replies).asked == []
+
+
+def test_sharded_media_error_is_retried(daily_omni, daily_omni_replies, scripted, fake_state, tmp_path):
+    qa, videos = daily_omni
+    out = tmp_path / "run"
+    rank1 = _BrokenMedia(scripted, daily_omni_replies, {"vid1#2": "vid1_video.mp4: cannot open media"})
+    run_eval(rank1, "daily_omni", qa, videos, out, state=fake_state(1, 2), progress=False)
+    results = run_eval(scripted(daily_omni_replies), "daily_omni", qa, videos, out, state=fake_state(0, 2),
+                       progress=False)
+    assert results["media_errors"] == {"vid1#2": "vid1_video.mp4: cannot open media"}
+    assert "error" in load_predictions(out)["vid1#2"]  # the merge keeps the errored row
+
+    rerun = scripted(daily_omni_replies)
+    results = run_eval(rerun, "daily_omni", qa, videos, out, progress=False)
+    assert rerun.asked == ["vid1#2"] and results["n_media_errors"] == 0
+
+
+def test_complete_only_when_every_question_has_a_prediction(daily_omni, daily_omni_replies, scripted, tmp_path):
+    """963 of 1,000 without media is not a complete run; here 1 of 6, and a limit that leaves questions out."""
+    qa, videos = daily_omni
+    results = run_eval(scripted(daily_omni_replies), "daily_omni", qa, videos, tmp_path / "run", progress=False)
+    assert not results["complete"] and results["n_missing_media"] == 1
+    partial = run_eval(scripted(daily_omni_replies), "daily_omni", qa, videos, tmp_path / "two", limit=2,
+                       progress=False)
+    assert partial["complete"] and partial["n_selected"] == partial["n_answered"] == 2

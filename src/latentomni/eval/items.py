@@ -57,7 +57,9 @@ class Predictor(Protocol):
 
     def predict(self, items: list[EvalItem]) -> list[dict[str, Any]]:
         """One dict per item, in order, at least ``{"reply": str}``; extra keys (e.g. ``n_latent_blocks``)
-        are stored with the prediction."""
+        are stored with the prediction. An item whose media cannot be decoded gets ``{"error": str}`` (one
+        line, naming the file and the reason) instead of a reply: it is reported as a media error, not as a
+        wrong answer, and asked again by the next run."""
         ...
 
 

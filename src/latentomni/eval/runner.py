@@ -3,12 +3,16 @@
 An evaluation out dir holds::
 
     settings.json            predictor.settings() + benchmark, annotation and media paths, limit, batch size
-    predictions.jsonl        one line per answered question (qid, gold, parsed letter, reply, meta, extras)
+    predictions.jsonl        one line per answered question (qid, gold, parsed letter, reply, meta, extras),
+                             or per question whose media failed to decode (qid, error: "<file>: <reason>")
     predictions.rank{i}.jsonl  per-process files while a sharded run is under way (merged at its end)
-    results.json             accuracy, n, parse-failure rate, missing media, breakdowns (see scoring.score)
+    results.json             answered / parse failures / media errors / missing media / pending, accuracy
+                             over the answered and over all questions, breakdowns (see scoring.score)
 
 Predictions are appended and flushed after every batch, so an interrupted run loses at most one batch and a
-rerun with the same out dir skips every qid already answered. Under ``accelerate launch`` each process
+rerun with the same out dir skips every qid already answered. A row with an ``error`` is kept (it says why the
+question has no answer) but is not an answer: the rerun asks that question again, and once it is answered the
+answer wins over the error. Under ``accelerate launch`` each process
 takes every n-th question and writes its own file; the main process merges them after
 ``wait_for_everyone``. Without a launcher ``PartialState`` is a single process and none of that shows.
 """
@@ -69,7 +73,8 @@ def run_eval(
     """Evaluate ``predictor`` on the first ``limit`` questions of ``benchmark`` (all when None).
 
     Returns the results dict on the main process and None on the others. Items whose media file is missing
-    are not sent to the predictor; they are listed in results.json and retried by the next rerun.
+    are not sent to the predictor; they are listed in results.json and retried by the next rerun, as are
+    items whose media the predictor could not decode (it returned an ``error`` for them).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -87,8 +92,9 @@ def run_eval(
 
     settings = run_settings(predictor, bench, annotations, media_root, limit, batch_size, state.num_processes)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = set(load_predictions(out_dir))
-    if done:
+    stored = load_predictions(out_dir)
+    done = {qid for qid, record in stored.items() if not record.get("error")}
+    if stored:
         check_resumable(out_dir / SETTINGS, settings)
     state.wait_for_everyone()  # every process has read the old settings before the main one rewrites them
     if state.is_main_process:
@@ -107,6 +113,11 @@ def run_eval(
         return None
     predictions = merge_predictions(out_dir)
     results = score(bench, items, predictions, missing)
+    if results["n_media_errors"]:
+        qid, error = next(iter(results["media_errors"].items()))
+        log.warning("%s: %d questions could not be asked because their media failed to decode (e.g. %s: %s); "
+                    "they are listed in %s and asked again by a rerun", bench.title, results["n_media_errors"],
+                    qid, error, out_dir / RESULTS)
     _write_json(out_dir / RESULTS, results)
     return results
 
@@ -148,11 +159,17 @@ def check_resumable(path: Path, settings: dict[str, Any]) -> None:
 
 
 def load_predictions(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every stored prediction by qid: predictions.jsonl first, then any per-process files (first wins)."""
+    """Every stored prediction by qid: predictions.jsonl first, then any per-process files.
+
+    The first answer for a qid wins; an ``error`` row (media that failed to decode) stands only while the
+    question has no answer, and then its latest error stands, so a rerun that fails again reports why.
+    """
     found: dict[str, dict[str, Any]] = {}
     for path in [out_dir / PREDICTIONS, *sorted(out_dir.glob(RANK_GLOB))]:
         for record in _read_jsonl(path):
-            found.setdefault(str(record["qid"]), record)
+            qid = str(record["qid"])
+            if qid not in found or found[qid].get("error"):
+                found[qid] = record
     return found
 
 
@@ -187,6 +204,17 @@ def _predict_into(
 
 
 def _prediction_record(item: EvalItem, out: dict[str, Any]) -> dict[str, Any]:
+    if out.get("error"):
+        extras = {k: v for k, v in out.items() if k not in ("reply", "error")}
+        return {
+            "qid": item.qid,
+            "benchmark": item.benchmark,
+            "answer": item.answer,
+            "error": " ".join(str(out["error"]).split()),  # one line: "<file>: <reason>"
+            "meta": item.meta,
+            "video": str(item.video) if item.video else None,
+            **extras,
+        }
     extras = {k: v for k, v in out.items() if k != "reply"}
     return {
         "qid": item.qid,
@@ -205,8 +233,13 @@ def _check_outputs(batch: list[EvalItem], outputs: Any) -> None:
         got = len(outputs) if isinstance(outputs, Sequence) else type(outputs).__name__
         raise TypeError(f"predictor.predict returned {got} outputs for a batch of {len(batch)}; expected one each")
     for item, out in zip(batch, outputs, strict=True):
+        if isinstance(out, dict) and isinstance(out.get("error"), str) and out["error"].strip():
+            continue
         if not isinstance(out, dict) or not isinstance(out.get("reply"), str):
-            raise TypeError(f"predictor.predict output for {item.qid} must be a dict with a str 'reply', got {out!r}")
+            raise TypeError(
+                f"predictor.predict output for {item.qid} must be a dict with a str 'reply' (or a str 'error' "
+                f"when its media could not be decoded), got {out!r}"
+            )
 
 
 def _batches(items: list[EvalItem], size: int) -> Iterator[list[EvalItem]]:

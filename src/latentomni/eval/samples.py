@@ -51,8 +51,8 @@ def evaluate_samples(model, samples: list[TrainingSample], base_dir: str | Path,
             try:
                 encoded.append(enc.encode(s, base_dir, for_generation=True))
                 kept.append(s)
-            except MediaError as e:
-                records.append(_record(s, None, "", 0, error=str(e)))
+            except MediaError as e:  # never asked: a media error in summarize, not a parse failure
+                records.append(_record(s, None, "", 0, error=" ".join(str(e).split())))
         if encoded:
             batch = collate(encoded, pad, padding_side="left")
             batch = batch_to(batch, model.device)
@@ -75,15 +75,22 @@ def _record(s: TrainingSample, pred: str | None, reply: str, blocks: int, error:
 
 
 def summarize(records: list[dict], chance: float = 0.25) -> dict:
-    """Accuracy with a 95% Wilson interval, parse failures, and the same per question type."""
+    """Accuracy with a 95% Wilson interval, parse failures, media errors, and the same per question type.
+
+    A record with an ``error`` (its media failed to decode) was never asked: it is counted as a media error,
+    not as a parse failure, and left out of ``n`` and ``accuracy`` (over the answered samples);
+    ``accuracy_overall`` counts it wrong, over every record.
+    """
 
     def block(rows: list[dict]) -> dict:
-        n = len(rows)
-        k = sum(r["correct"] for r in rows)
+        answered = [r for r in rows if not r.get("error")]
+        n = len(answered)
+        k = sum(r["correct"] for r in answered)
         lo, hi = wilson_interval(k, n)
         return {"n": n, "correct": k, "accuracy": k / n if n else 0.0, "ci95": [lo, hi],
-                "above_chance": lo > chance, "parse_failure_rate": sum(r["pred"] is None for r in rows) / max(n, 1),
-                "mean_latent_blocks": sum(r["n_latent_blocks"] for r in rows) / max(n, 1)}
+                "above_chance": lo > chance, "parse_failure_rate": sum(r["pred"] is None for r in answered) / max(n, 1),
+                "n_media_errors": len(rows) - n, "accuracy_overall": k / len(rows) if rows else 0.0,
+                "mean_latent_blocks": sum(r["n_latent_blocks"] for r in answered) / max(n, 1)}
 
     by_type: dict[str, list[dict]] = defaultdict(list)
     for r in records:

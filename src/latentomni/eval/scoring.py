@@ -31,34 +31,53 @@ def score(
 ) -> dict[str, Any]:
     """results.json for ``items`` (the selected questions, in order).
 
-    ``predictions`` maps qid to a stored prediction (at least ``reply``); predictions for qids outside
-    ``items`` are ignored, so a run resumed with a smaller ``--limit`` scores only what it selects.
-    Items with missing media are excluded from accuracy and listed with the paths that were looked for;
-    an unparseable reply is in the denominator and counts as wrong.
+    Every selected question is in exactly one of four states, each counted on its own:
+
+    - answered: a stored reply (``n``, also ``n_answered``); an unparseable one is a parse failure and wrong;
+    - media error: its media could not be decoded (a stored row with ``error``), listed with that error;
+    - missing media: a file it names is not on disk, listed with the paths that were looked for;
+    - pending: not asked yet (an interrupted run).
+
+    ``accuracy`` is over the answered questions (what a partial run can say), ``accuracy_overall`` over all
+    selected ones with every unanswered question counted wrong (the benchmark's number). ``complete`` holds
+    only when every selected question was answered. ``predictions`` maps qid to a stored prediction (at
+    least ``reply``, or ``error``); predictions for qids outside ``items`` are ignored, so a run resumed
+    with a smaller ``--limit`` scores only what it selects.
     """
     missing_media = dict(missing_media or {})
     scored: list[tuple[EvalItem, dict[str, Any]]] = []
+    missing: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
     for item in items:
-        if item.qid in predictions and item.qid not in missing_media:
-            scored.append((item, judge(item, str(predictions[item.qid].get("reply", "")))))
+        pred = predictions.get(item.qid)
+        if pred is not None and not pred.get("error"):
+            scored.append((item, judge(item, str(pred.get("reply", "")))))
+        elif item.qid in missing_media:
+            missing[item.qid] = missing_media[item.qid]
+        elif pred is not None:
+            errors[item.qid] = str(pred["error"])
     n = len(scored)
     n_correct = sum(v["correct"] for _, v in scored)
     n_failed = sum(v["pred"] is None for _, v in scored)
-    pending = len(items) - n - len(missing_media)
+    pending = len(items) - n - len(missing) - len(errors)
     return {
         "benchmark": bench.name,
         "title": bench.title,
         "accuracy": n_correct / n if n else None,
+        "accuracy_overall": n_correct / len(items) if items else None,
         "n": n,
+        "n_answered": n,
         "n_correct": n_correct,
         "n_parse_failures": n_failed,
         "parse_failure_rate": n_failed / n if n else None,
         "parse_methods": dict(Counter(str(v["parse_method"]) for _, v in scored)),
-        "n_missing_media": len(missing_media),
-        "missing_media": missing_media,
+        "n_media_errors": len(errors),
+        "media_errors": errors,
+        "n_missing_media": len(missing),
+        "missing_media": missing,
         "n_selected": len(items),
         "n_pending": pending,
-        "complete": pending == 0,
+        "complete": n == len(items),
         "breakdowns": {
             b.key: {"title": b.title, "groups": groups}
             for b in bench.breakdowns
