@@ -1,4 +1,5 @@
-"""Running a trained LatentOmni model: the predictor the evaluator uses, and ``latentomni infer``.
+"""Running a trained LatentOmni model: the predictor the evaluator and ``latentomni infer``
+(:mod:`latentomni.infer_cli`) use.
 
 Decoding is greedy by default. The Qwen-Omni thinker's own generation config samples, which makes two runs
 of the same benchmark disagree; every setting that changes a reply is in :meth:`LatentOmniPredictor.settings`
@@ -7,9 +8,6 @@ and is saved beside each evaluation.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +41,21 @@ def resolve_dtype(name: str) -> torch.dtype | None:
 
 
 class LatentOmniPredictor:
-    """Answers evaluation items (``latentomni.eval.items.EvalItem``) with latent-aware generation."""
+    """Answers evaluation items (``latentomni.eval.items.EvalItem``) with latent-aware generation.
+
+    Benchmarks ask several questions about one clip, and decoding plus feature extraction costs more than
+    answering; processed media are therefore kept in the encoder's own LRU (``SampleEncoder``'s
+    ``media_cache_size``, keyed by file, clip window and media settings), ``media_cache_size`` clips per
+    audio layout. A clip at the default settings (256 frames of 448x448) is about 0.6 GB of pixel values, so
+    the cache is small: questions about one clip come one after another in every benchmark file.
+    """
 
     def __init__(self, model_dir: str, fps: float = 2.0, max_frames: int = 256, max_pixels: int = 448 * 448,
                  use_audio_in_video: bool = True, prefer_separate_audio: bool = False,
                  system_prompt: str | None = None, max_new_tokens: int = 512, do_sample: bool = False,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
                  max_latent_blocks: int = 4, attention_flow: str | None = None, dtype: str = "auto",
-                 device: str = "auto", attn_implementation: str | None = None):
+                 device: str = "auto", attn_implementation: str | None = None, media_cache_size: int = 4):
         from .model.wrapper import LatentOmniModel
 
         overrides = {"attention_flow": attention_flow} if attention_flow else {}
@@ -66,6 +71,12 @@ class LatentOmniPredictor:
         self.gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
                                     top_p=top_p, seed=seed, max_latent_blocks=max_latent_blocks)
         self.dtype = dtype
+        if media_cache_size < 0:
+            raise ValueError(f"media_cache_size must be >= 0, got {media_cache_size}")
+        # Not in settings(): the cache changes how often a clip is decoded, never a reply.
+        self.media_cache_size = media_cache_size
+        self._encoders: dict[bool, SampleEncoder] = {}  # by use_audio_in_video, each with its media cache
+        self._no_audio_track: dict[str, str] = {}  # video -> why it is silent: go straight to vision only
 
     def settings(self) -> dict[str, Any]:
         lat = self.model.latent
@@ -78,8 +89,12 @@ class LatentOmniPredictor:
         }
 
     def _encoder(self, use_audio_in_video: bool) -> SampleEncoder:
-        media = self.media.model_copy(update={"use_audio_in_video": use_audio_in_video})
-        return SampleEncoder.for_model(self.model, media, system_prompt=self.system_prompt)
+        """The encoder for one audio layout, built once so its media cache lives as long as the predictor."""
+        if use_audio_in_video not in self._encoders:
+            media = self.media.model_copy(update={"use_audio_in_video": use_audio_in_video})
+            self._encoders[use_audio_in_video] = SampleEncoder.for_model(
+                self.model, media, system_prompt=self.system_prompt, media_cache_size=self.media_cache_size)
+        return self._encoders[use_audio_in_video]
 
     def encode(self, question: str, video: Path | None, audio: Path | None, use_audio: bool, sid: str = "q"):
         """Encode one prompt; returns (encoded, mode, note). Audio comes from the video's own track unless
@@ -89,11 +104,15 @@ class LatentOmniPredictor:
             else None
         in_video = bool(use_audio and video is not None and separate is None and self.media.use_audio_in_video)
         sample = prompt_sample(question, video, separate, sid)
+        reason = self._no_audio_track.get(str(video)) if in_video else None
+        if reason is not None:
+            return self._encoder(False).encode(sample, Path("."), for_generation=True), False, f"vision only: {reason}"
         try:
             return self._encoder(in_video).encode(sample, Path("."), for_generation=True), in_video, None
         except MediaError as e:
             if in_video and "no audio track" in e.reason:
                 enc = self._encoder(False).encode(sample, Path("."), for_generation=True)
+                self._no_audio_track[str(video)] = e.reason
                 return enc, False, f"vision only: {e.reason}"
             raise
 
@@ -113,76 +132,10 @@ class LatentOmniPredictor:
                 enc, mode, note = self.encode(render_question(item), item.video, item.audio, item.use_audio,
                                               item.qid)
                 groups.setdefault(mode, []).append((i, enc, note))
-            except (MediaError, ValueError) as e:
-                results[i] = {"reply": "", "error": str(e)}
+            except (MediaError, ValueError) as e:  # reported as a media error and asked again by a rerun
+                results[i] = {"error": " ".join(str(e).split())}
         for members in groups.values():  # one audio layout per batch, as Qwen2.5-Omni positions require
             out = self.generate([enc for _, enc, _ in members])
             for (i, _, note), text, blocks in zip(members, out.texts, out.num_blocks, strict=True):
                 results[i] = {"reply": text, "n_latent_blocks": blocks, **({"note": note} if note else {})}
         return results  # type: ignore[return-value]
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("infer", help="answer one question about a video (and/or audio) with latent reasoning")
-    p.add_argument("--model", required=True, help="a LatentOmni checkpoint directory")
-    p.add_argument("--video", type=Path)
-    p.add_argument("--audio", type=Path, help="a separate audio file (otherwise the video's own track is used)")
-    p.add_argument("--question", required=True)
-    p.add_argument("--options", nargs="+", help='options, e.g. "A. red" "B. blue"')
-    p.add_argument("--use-audio-in-video", action=argparse.BooleanOptionalAction, default=True,
-                   help="use the video's audio track, interleaved with its frames (qwen-omni-utils' flag)")
-    p.add_argument("--fps", type=float, default=2.0)
-    p.add_argument("--max-frames", type=int, default=256)
-    p.add_argument("--max-pixels", type=int, default=448 * 448)
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--system-prompt")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=_infer)
-
-
-def _infer(args: argparse.Namespace) -> int:
-    from .eval.answer import extract_choice
-    from .eval.items import ANSWER_INSTRUCTION
-
-    if args.video is None and args.audio is None:
-        print("error: give --video and/or --audio", file=sys.stderr)
-        return 2
-    pred = LatentOmniPredictor(args.model, fps=args.fps, max_frames=args.max_frames, max_pixels=args.max_pixels,
-                               use_audio_in_video=args.use_audio_in_video, system_prompt=args.system_prompt,
-                               max_new_tokens=args.max_new_tokens, do_sample=args.sample,
-                               temperature=args.temperature, top_p=args.top_p, seed=args.seed,
-                               prefer_separate_audio=args.audio is not None)
-    question = "\n".join([args.question, *(args.options or []), *([ANSWER_INSTRUCTION] if args.options else [])])
-    try:
-        enc, _, note = pred.encode(question, args.video, args.audio, use_audio=True)
-    except MediaError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    out = pred.generate([enc])
-    text = out.texts[0]
-    answer = extract_choice(text, args.options) if args.options else _last_boxed(text)
-    if args.json:
-        print(json.dumps({"reply": text, "answer": answer, "n_latent_blocks": out.num_blocks[0],
-                          "note": note, "settings": pred.settings()}))
-    else:
-        if note:
-            print(f"[{note}]")
-        print(text)
-        print(f"\nanswer: {answer if answer is not None else '(no parseable answer)'}")
-    return 0
-
-
-def _last_boxed(text: str) -> str | None:
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 1, start + len("\\boxed{")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i:j]
-    return None

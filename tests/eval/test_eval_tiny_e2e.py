@@ -143,3 +143,57 @@ def test_eval_all_benchmarks_on_the_tiny_model_then_compare(ckpt, tmp_path, monk
     assert all(b.title in header for b in BENCHMARKS.values())
     assert table.splitlines()[2].startswith("| tiny |")
     assert (tmp_path / "cmp" / "comparison.png").stat().st_size > 1000
+
+
+def _questions(video, n: int):
+    from latentomni.eval.items import EvalItem
+
+    return [EvalItem(benchmark="t", qid=f"q{i}", question=f"Which colour comes {i}?", options=OPTIONS, answer="A",
+                     video=video, audio=None, use_audio=True) for i in range(n)]
+
+
+def test_predictor_decodes_a_clip_once_for_its_questions(ckpt, tmp_path, monkeypatch):
+    """Five questions about one clip, asked one per call as the runner does at batch size 1: one decode."""
+    from latentomni.data import collate
+
+    clip, silent = _clip(tmp_path / "v.mp4"), tmp_path / "silent.mp4"
+    frames = np.zeros((8, 56, 56, 3), np.uint8)
+    render_av(silent, frames, 4)  # no audio track: answered vision only
+    calls: dict[str, list[str]] = {"video": [], "audio": []}
+    decode_video, decode_audio = collate.decode_video, collate.decode_audio
+
+    def video_spy(path, *args, **kwargs):
+        calls["video"].append(str(path))
+        return decode_video(path, *args, **kwargs)
+
+    def audio_spy(path, *args, **kwargs):
+        calls["audio"].append(str(path))
+        return decode_audio(path, *args, **kwargs)
+
+    monkeypatch.setattr(collate, "decode_video", video_spy)
+    monkeypatch.setattr(collate, "decode_audio", audio_spy)
+    pred = LatentOmniPredictor(str(ckpt), max_new_tokens=2, max_pixels=3136, device="cpu", dtype="float32")
+    outs = [pred.predict([item])[0] for item in _questions(clip, 5)]
+    assert all("error" not in o and isinstance(o["reply"], str) for o in outs)
+    assert calls == {"video": [str(clip)], "audio": [str(clip)]}
+
+    calls["video"].clear()
+    calls["audio"].clear()
+    outs = [pred.predict([item])[0] for item in _questions(silent, 5)]
+    assert all(o["note"] == "vision only: no audio track" for o in outs)
+    assert calls["video"] == [str(silent)] * 2  # the failed audio-in-video attempt, then vision only; then cached
+
+    uncached = LatentOmniPredictor(str(ckpt), max_new_tokens=2, max_pixels=3136, device="cpu", dtype="float32",
+                                   media_cache_size=0)
+    calls["video"].clear()
+    uncached.predict(_questions(clip, 2))
+    assert calls["video"] == [str(clip)] * 2  # the spy does count every decode
+    assert uncached.settings() == pred.settings()  # the cache changes no reply, so it is not a setting
+
+
+def test_predictor_reports_a_broken_clip_as_one_line_error(ckpt, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00not a video\n" * 10)
+    pred = LatentOmniPredictor(str(ckpt), max_new_tokens=2, max_pixels=3136, device="cpu", dtype="float32")
+    (out,) = pred.predict(_questions(broken, 1))
+    assert set(out) == {"error"} and str(broken) in out["error"] and "\n" not in out["error"]
