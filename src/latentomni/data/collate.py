@@ -32,6 +32,7 @@ from .schema import AudioPart, LatentPart, TextPart, TrainingSample, VideoPart, 
 Variant = Literal["latent", "text_cot", "vanilla"]
 VARIANTS: tuple[Variant, ...] = ("latent", "text_cot", "vanilla")
 IGNORE_INDEX = -100
+MIN_AUDIO_SECONDS = 0.05  # a shorter track yields no audio token worth attending to
 
 
 class MediaSettings(BaseModel):
@@ -142,8 +143,8 @@ class SampleEncoder:
             tensors["time_offset"] = video.video_start or 0.0
             if self.media.use_audio_in_video and audio_part is None:
                 wave = decode_audio(path, video.video_start, video.video_end)
-                if len(wave) < AUDIO_SAMPLE_RATE * 0.05:
-                    raise MediaError(path, "audio track shorter than 50 ms")
+                if len(wave) < AUDIO_SAMPLE_RATE * MIN_AUDIO_SECONDS:
+                    raise MediaError(path, f"audio track shorter than {MIN_AUDIO_SECONDS * 1000:.0f} ms")
         if audio_part is not None:
             path = resolve_media(audio_part.audio, base_dir)
             wave = decode_audio(path)
