@@ -35,6 +35,13 @@ ABC = ["A. red", "B. blue", "C. green"]
         # Options that merely start with the article "A" are text, lettered in order.
         (["A man walks", "A dog barks", "A car stops"], ["A. A man walks", "B. A dog barks", "C. A car stops"]),
         (["B. blue", "A. red"], ["A. B. blue", "B. A. red"]),  # labels out of order are not trusted
+        # Repeated source letters (OmniVideoBench's A, B, A, B) are dropped, never kept as "C. A. ...".
+        (["A. red", "B. blue", "A. green"], ABC),
+        (["A.red", "B) blue", "(A) green"], ABC),
+        (["A. happy", "B. sad", "A. an angry tone", "B. calm"],
+         ["A. happy", "B. sad", "C. an angry tone", "D. calm"]),
+        # ...but only explicit labels: "A man" / "A dog" / "A car" is text, letters or not.
+        (["A man", "A dog", "A car"], ["A. A man", "B. A dog", "C. A car"]),
     ],
 )
 def test_normalise_options(raw, expected):
@@ -77,6 +84,26 @@ def test_load_records_formats(tmp_path, name, content):
     assert [r.get("id") for r in records] == [1, 2]
     if name == "keyed.json":
         assert [r.key for r in records] == ["Entry_0", "Entry_1"]
+
+
+def test_load_records_reads_a_tsv_table(tmp_path):
+    path = tmp_path / "WorldSense.tsv"
+    path.write_text('index\tq\tcandidates\n1\tx\t"[\'A. a\', \'B. \t b\']"\n2\t"say ""hi"""\t\n', encoding="utf-8")
+    records = load_records(path)
+    assert [r.get("index") for r in records] == ["1", "2"]
+    assert records[0].get("candidates") == "['A. a', 'B. \t b']" and records[1].get("q") == 'say "hi"'
+    assert records[1].get("candidates") is None  # an empty cell is a missing value
+    assert records[1].where == "record 1"
+
+
+def test_load_records_tsv_errors_name_the_line(tmp_path):
+    path = tmp_path / "t.tsv"
+    path.write_text("a\tb\n1\t2\n1\t2\t3\n", encoding="utf-8")
+    with pytest.raises(AnnotationError, match=r"t\.tsv: line 3: 3 cells for 2 columns"):
+        load_records(path)
+    path.write_text("", encoding="utf-8")
+    with pytest.raises(AnnotationError, match=r"t\.tsv: line 1: expected a header row"):
+        load_records(path)
 
 
 def test_load_records_errors(tmp_path):

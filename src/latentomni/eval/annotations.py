@@ -10,13 +10,16 @@ Benchmarks ship JSON lists, JSON objects keyed by video, JSONL, or a list under 
 from __future__ import annotations
 
 import ast
+import csv
+import io
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from latentomni.data.paths import MediaPathError, contain
 from latentomni.eval.items import LABEL_SEP
 
 LIST_KEYS = ("data", "questions", "annotations", "items", "records", "samples", "test")
@@ -103,13 +106,16 @@ def as_label(value: Any) -> str:
 
 def load_records(path: str | Path) -> list[Record]:
     """Every top-level record of ``path``: a JSON list, a JSON object of records (keyed by video or entry
-    id, the key kept as ``Record.key``), a list under one of ``LIST_KEYS``, JSONL, or Parquet."""
+    id, the key kept as ``Record.key``), a list under one of ``LIST_KEYS``, JSONL, Parquet, or a TSV table
+    with a header row (VLMEvalKit's ``<Dataset>.tsv``, whose list cells hold a Python list's repr)."""
     path = Path(path)
     if not path.is_file():
         raise AnnotationError(f"{path}: annotation file not found")
     if path.suffix.lower() == ".parquet":
         return _records_from(_read_parquet(path), path)
     raw = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".tsv":
+        return _records_from(_read_tsv(raw, path), path)
     if path.suffix.lower() == ".jsonl":
         return _records_from(_read_jsonl(raw, path), path)
     try:
@@ -129,6 +135,24 @@ def _read_jsonl(raw: str, path: Path) -> list[Any]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
                 raise AnnotationError(f"{path}: line {lineno}: not valid JSON ({e.msg})") from e
+    return rows
+
+
+def _read_tsv(raw: str, path: Path) -> list[dict[str, str]]:
+    """Rows of a tab-separated table as written by pandas ``to_csv(sep="\\t")``: a header row, cells quoted
+    only when they hold a tab, quote or line break; an empty cell is a missing value."""
+    reader = csv.DictReader(io.StringIO(raw, newline=""), delimiter="\t")
+    if not reader.fieldnames or all(not str(f).strip() for f in reader.fieldnames):
+        raise AnnotationError(f"{path}: line 1: expected a header row of column names")
+    rows = []
+    for row in reader:
+        if None in row or any(v is None for v in row.values()):
+            n = len(row.get(None) or []) + sum(v is not None for k, v in row.items() if k is not None)
+            raise AnnotationError(
+                f"{path}: line {reader.line_num}: {n} cells for {len(reader.fieldnames)} columns; "
+                "is the file tab-separated with one record per row?"
+            )
+        rows.append({k: v for k, v in row.items() if k is not None})
     return rows
 
 
@@ -204,7 +228,22 @@ def normalise_options(raw: Any, rec: Record, field: str = "options") -> list[str
     expected = [chr(ord("A") + i) for i in range(len(texts))]
     if all(s is not None and s[1] for s in split) and [s[0] for s in split] == expected:
         texts = [s[1] for s in split]
+    elif _repeated_source_letters(texts):
+        texts = [_split_label(t)[1] for t in texts]  # type: ignore[index]
     return [f"{letter}. {text}" for letter, text in zip(expected, texts, strict=True)]
+
+
+def _repeated_source_letters(texts: list[str]) -> bool:
+    """Options that all carry an explicit label ("A." "B)" "(A)" "A:", not a bare "A man") whose letters
+    repeat, as some OmniVideoBench records letter them A, B, A, B. Such letters cannot be what an answer
+    refers to, so they are dropped and the options lettered in order; otherwise the result would read
+    "C. A. an angry tone". Unique letters out of order ("B. blue", "A. red") are kept as text instead: an
+    answer may refer to them, and the record should be checked by a person."""
+    labels = [_split_label(t) if any(p.match(t) for p in _LABELLED[:2]) else None for t in texts]
+    if not all(lab is not None and lab[1] for lab in labels):
+        return False
+    letters = [lab[0] for lab in labels]  # type: ignore[index]
+    return len(set(letters)) < len(letters)
 
 
 def _split_inline_options(raw: str) -> list[str]:
@@ -239,14 +278,34 @@ def _fold(s: str) -> str:
 # -- media, ids and durations -------------------------------------------------------------------------
 
 
-def find_media(candidates: Iterable[Path]) -> Path:
-    """The first candidate that exists, else the first one (which the runner then reports as missing).
+def media_file(
+    rec: Record,
+    media_root: Path,
+    names: Sequence[str],
+    *,
+    field: str,
+    allow_absolute: bool = False,
+    required: bool = True,
+) -> Path | None:
+    """The media file a record names: the first of ``names`` (paths relative to ``media_root``) that exists,
+    else the first one (which the runner then reports as missing; when not ``required``, None).
 
-    Returning the expected path rather than ``None`` keeps the report useful: it says where the file was
-    looked for.
+    The chosen path must lie inside ``media_root`` once resolved (``data.paths.contain``): a record whose id
+    is ``../../outside/x`` or an absolute path, or whose file is a symlink leading out of the media root, is
+    an :class:`AnnotationError` naming the file, record and field, unless ``allow_absolute`` (the
+    ``--allow-absolute-media`` switch). Returning the expected path rather than ``None`` for a required
+    file keeps the missing-media report useful: it says where the file was looked for.
     """
-    candidates = list(candidates)
-    return next((p for p in candidates if p.is_file()), candidates[0])
+    if not names:
+        raise rec.error(f"field {field!r}: no media file name")
+    found = next((n for n in names if (media_root / n).is_file()), None)
+    if found is None and not required:
+        return None
+    chosen = found if found is not None else names[0]
+    try:
+        return contain(chosen, media_root, allow_absolute=allow_absolute)
+    except MediaPathError as e:
+        raise rec.error(f"field {field!r}: media path {chosen!r} {e.reason}") from None
 
 
 class QidAllocator:

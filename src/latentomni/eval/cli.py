@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--benchmark", help=f"one of {', '.join(BENCHMARKS)}")
     p.add_argument("--annotations", type=Path, help="the benchmark's official annotation file")
     p.add_argument("--media-root", type=Path, help="folder holding the benchmark's videos")
+    p.add_argument(
+        "--allow-absolute-media",
+        action="store_true",
+        help="accept media outside --media-root named by an absolute path or reached through a symlink "
+        "(refused by default; a relative path climbing out with '..' is refused always)",
+    )
     p.add_argument("--limit", type=int, help="evaluate only the first N questions (file order)")
     p.add_argument("--out", type=Path, help="output dir (default runs/eval/<model name>/<benchmark>)")
     p.add_argument("--batch-size", type=int, default=1, help="questions per predict() call (default 1)")
@@ -95,7 +102,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"latentomni eval: error: the following arguments are required: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        bench = get_benchmark(args.benchmark)
+        bench = replace(get_benchmark(args.benchmark), allow_absolute_media=args.allow_absolute_media)
         settings = predictor_settings(args.config, args.overrides)
         if not args.media_root.is_dir():
             raise ValueError(f"--media-root {args.media_root} is not a directory")

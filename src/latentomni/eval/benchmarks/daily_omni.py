@@ -25,8 +25,8 @@ from latentomni.eval.annotations import (
     QidAllocator,
     Record,
     check_unique_qids,
-    find_media,
     load_records,
+    media_file,
     normalise_answer,
     normalise_options,
     parse_seconds,
@@ -53,28 +53,32 @@ def duration_group(value: object) -> str:
     return "30s" if seconds <= 45 else "60s"
 
 
-def load(annotations: Path, media_root: Path) -> list[EvalItem]:
+def load(annotations: Path, media_root: Path, *, allow_absolute_media: bool = False) -> list[EvalItem]:
     records = load_records(annotations)
     qid = QidAllocator()
-    items = [_item(rec, media_root, qid) for rec in records]
+    items = [_item(rec, media_root, qid, allow_absolute_media) for rec in records]
     check_unique_qids((it.qid for it in items), Path(annotations))
     return items
 
 
-def _item(rec: Record, media_root: Path, qid: QidAllocator) -> EvalItem:
+def _item(rec: Record, media_root: Path, qid: QidAllocator, allow_absolute: bool) -> EvalItem:
     video_id = rec.require_text("video_id", "videoID", "video")
     options = normalise_options(rec.require("Choice", "choices", "options"), rec, "Choice")
     answer = normalise_answer(rec.require("Answer", "correct_option"), options, rec, "Answer")
-    folder = media_root / video_id
-    wav = folder / f"{video_id}_audio.wav"
+    videos = [f"{video_id}/{video_id}_video.mp4", f"{video_id}.mp4"]
+    video = media_file(rec, media_root, videos, field="video_id", allow_absolute=allow_absolute)
+    wav = media_file(
+        rec, media_root, [f"{video_id}/{video_id}_audio.wav"], field="video_id", allow_absolute=allow_absolute,
+        required=False,
+    )
     return EvalItem(
         benchmark=NAME,
         qid=rec.text("qid", "question_id", "id") or qid(video_id),
         question=rec.require_text("Question", "question"),
         options=options,
         answer=answer,
-        video=find_media([folder / f"{video_id}_video.mp4", media_root / f"{video_id}.mp4"]),
-        audio=wav if wav.is_file() else None,
+        video=video,
+        audio=wav,
         use_audio=True,
         meta={
             "task_type": rec.text("Type", "task_type", "qa_type"),
@@ -87,7 +91,7 @@ def _item(rec: Record, media_root: Path, qid: QidAllocator) -> EvalItem:
 BENCHMARK = Benchmark(
     name=NAME,
     title="Daily-Omni",
-    load=load,
+    loader=load,
     breakdowns=(
         Breakdown("task_type", "Type", TYPES),
         Breakdown("duration", "Duration", ("30s", "60s")),

@@ -24,8 +24,8 @@ from pathlib import Path
 from latentomni.eval.annotations import (
     QidAllocator,
     check_unique_qids,
-    find_media,
     load_records,
+    media_file,
     normalise_answer,
     normalise_options,
 )
@@ -35,7 +35,7 @@ from latentomni.eval.items import EvalItem
 NAME = "lvomnibench"
 
 
-def load(annotations: Path, media_root: Path) -> list[EvalItem]:
+def load(annotations: Path, media_root: Path, *, allow_absolute_media: bool = False) -> list[EvalItem]:
     items = []
     qid = QidAllocator()
     for rec in load_records(annotations):
@@ -49,7 +49,9 @@ def load(annotations: Path, media_root: Path) -> list[EvalItem]:
                 question=rec.require_text("question"),
                 options=options,
                 answer=answer,
-                video=find_media([media_root / f"{video_id}.mp4"]),
+                video=media_file(
+                    rec, media_root, [f"{video_id}.mp4"], field="video_id", allow_absolute=allow_absolute_media
+                ),
                 audio=None,
                 use_audio=True,
                 meta={
@@ -67,7 +69,7 @@ def load(annotations: Path, media_root: Path) -> list[EvalItem]:
 BENCHMARK = Benchmark(
     name=NAME,
     title="LVOmniBench",
-    load=load,
+    loader=load,
     breakdowns=(
         Breakdown("question_type", "Question type"),
         Breakdown("audio_type", "Audio type"),

@@ -12,23 +12,31 @@ An entry nests the video's questions::
                     "reasoning_steps": [...], "answer": "<option text>",
                     "options": ["A.0", "B.1", "C.2", "D.3"], "correct_option": "C"}]}
 
-``duration`` is "MM:SS" (or "HH:MM:SS"). Options mix "A.x" and "A. x"; ``correct_option`` is the gold
-letter and ``answer`` the gold text, used only when the letter is absent. The paper (and our Table 2)
-reports accuracy by audio type (Speech, Sound, Music) and by duration bucket (0,1], (1,5], (5,10],
-(10,30] minutes, besides the 13 question types. ``--media-root`` is the ``videos`` folder. Ids are
-``<video>#<n>``, n counting the video's questions in file order.
+``duration`` is "MM:SS" (or "HH:MM:SS"). Options mix "A.x" and "A. x", and some records letter them
+A, B, A, B: those source letters are dropped and the options lettered in order (``normalise_options``).
+``correct_option`` is the gold letter and ``answer`` the gold text. Some records' two disagree; the letter
+is kept (it is what the benchmark scores), and every such record is counted and listed under
+``notes.answer_text_disagrees`` in results.json, with the option the text names, so that a user can check
+them. The paper (and our Table 2) reports accuracy by audio type (Speech, Sound, Music) and by duration
+bucket (0,1], (1,5], (5,10], (10,30] minutes, besides the 13 question types. A video over 30 minutes (or
+with an unreadable duration) fits none of the paper's buckets: its questions form a ">30" (or "unknown")
+group of their own and are listed under ``notes.outside_duration_buckets``. ``--media-root`` is the
+``videos`` folder. Ids are ``<video>#<n>``, n counting the video's questions in file order.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
 from latentomni.eval.annotations import (
+    AnnotationError,
     QidAllocator,
     Record,
     check_unique_qids,
-    find_media,
     load_records,
+    media_file,
     normalise_answer,
     normalise_options,
     parse_seconds,
@@ -36,25 +44,31 @@ from latentomni.eval.annotations import (
 from latentomni.eval.benchmarks.base import Benchmark, Breakdown
 from latentomni.eval.items import EvalItem
 
+log = logging.getLogger(__name__)
+
 NAME = "omnivideobench"
 AUDIO_TYPES = ("Speech", "Sound", "Music")
 # Right-closed minute intervals, as in the paper's duration split.
 DURATION_BUCKETS = ((1, "(0,1]"), (5, "(1,5]"), (10, "(5,10]"), (30, "(10,30]"))
-DURATION_ORDER = (*(name for _, name in DURATION_BUCKETS), ">30")
+OVER_30 = ">30"
+DURATION_ORDER = (*(name for _, name in DURATION_BUCKETS), OVER_30)
+# meta keys set only on records whose ``answer`` text names another option than ``correct_option``
+TEXT_KEY, TEXT_OPTION_KEY = "answer_text", "answer_text_option"
 
 
 def duration_bucket(value: object) -> str:
-    """The (a,b] minute bucket of a "MM:SS" / seconds duration; "unknown" when unreadable."""
+    """The (a,b] minute bucket of a "MM:SS" / seconds duration; ">30" past the paper's last bucket and
+    "unknown" when unreadable (both listed in results.json's notes)."""
     seconds = parse_seconds(value)
     if seconds is None:
         return "unknown"
     for edge, name in DURATION_BUCKETS:
         if seconds <= edge * 60:
             return name
-    return ">30"
+    return OVER_30
 
 
-def load(annotations: Path, media_root: Path) -> list[EvalItem]:
+def load(annotations: Path, media_root: Path, *, allow_absolute_media: bool = False) -> list[EvalItem]:
     items: list[EvalItem] = []
     qid = QidAllocator()
     for rec in load_records(annotations):
@@ -62,17 +76,25 @@ def load(annotations: Path, media_root: Path) -> list[EvalItem]:
         questions = rec.get("questions")
         if isinstance(questions, list):
             for k, q in enumerate(questions):
-                items.append(_item(rec.child(q, f"questions[{k}]"), rec, video, qid(video), media_root))
+                child = rec.child(q, f"questions[{k}]")
+                items.append(_item(child, rec, video, qid(video), media_root, allow_absolute_media))
         else:
-            items.append(_item(rec, rec, video, rec.text("qid", "question_id", "id") or qid(video), media_root))
+            own = rec.text("qid", "question_id", "id") or qid(video)
+            items.append(_item(rec, rec, video, own, media_root, allow_absolute_media))
     check_unique_qids((it.qid for it in items), Path(annotations))
+    _warn(annotations, items)
     return items
 
 
-def _item(q: Record, video: Record, video_name: str, qid: str, media_root: Path) -> EvalItem:
+def _item(q: Record, video: Record, video_name: str, qid: str, media_root: Path, allow_absolute: bool) -> EvalItem:
     options = normalise_options(q.require("options", "choices"), q)
+    conflict: dict[str, str] = {}
     if q.get("correct_option") is not None:
         answer = normalise_answer(q.get("correct_option"), options, q, "correct_option")
+        if q.get("answer") is not None:
+            text_option = _option_named_by(q, options)
+            if text_option != answer:
+                conflict = {TEXT_KEY: q.text("answer"), TEXT_OPTION_KEY: text_option or ""}
     else:
         answer = normalise_answer(q.require("correct_option", "answer"), options, q)
     stem = Path(video_name).stem if video_name.lower().endswith(".mp4") else video_name
@@ -82,22 +104,75 @@ def _item(q: Record, video: Record, video_name: str, qid: str, media_root: Path)
         question=q.require_text("question"),
         options=options,
         answer=answer,
-        video=find_media([media_root / f"{stem}.mp4"]),
+        video=media_file(video, media_root, [f"{stem}.mp4"], field="video", allow_absolute=allow_absolute),
         audio=None,
         use_audio=True,
         meta={
             "question_type": q.text("question_type", "task_type"),
             "audio_type": q.text("audio_type"),
             "duration_bucket": duration_bucket(video.get("duration")),
+            "duration": video.text("duration"),
             "video_type": video.text("video_type"),
+            **conflict,
         },
     )
+
+
+def _option_named_by(q: Record, options: list[str]) -> str | None:
+    """The option letter the record's ``answer`` text names, or None when it names none of them."""
+    try:
+        return normalise_answer(q.get("answer"), options, q)
+    except AnnotationError:
+        return None
+
+
+def notes(items: list[EvalItem]) -> dict[str, Any]:
+    """results.json's ``notes``: records whose answer text and gold letter disagree (the letter is scored),
+    and questions on videos outside the paper's duration buckets."""
+    disagree = [
+        {
+            "qid": it.qid,
+            "correct_option": it.answer,
+            "answer_text": it.meta[TEXT_KEY],
+            "answer_text_option": it.meta[TEXT_OPTION_KEY] or None,
+        }
+        for it in items
+        if TEXT_KEY in it.meta
+    ]
+    outside = [
+        {"qid": it.qid, "duration": it.meta.get("duration", ""), "group": it.meta["duration_bucket"]}
+        for it in items
+        if it.meta.get("duration_bucket") not in {name for _, name in DURATION_BUCKETS}
+    ]
+    return {
+        "answer_text_disagrees": {
+            "n": len(disagree),
+            "about": "correct_option and the answer text name different options; correct_option is scored",
+            "records": disagree,
+        },
+        "outside_duration_buckets": {
+            "n": len(outside),
+            "about": "videos over 30 minutes or of unreadable duration fit none of the paper's duration buckets",
+            "records": outside,
+        },
+    }
+
+
+def _warn(annotations: Path, items: list[EvalItem]) -> None:
+    found = notes(items)
+    for key in ("answer_text_disagrees", "outside_duration_buckets"):
+        if found[key]["n"]:
+            first = found[key]["records"][0]
+            log.warning(
+                "%s: %d of %d questions: %s (e.g. %s); listed in results.json under notes.%s",
+                annotations, found[key]["n"], len(items), found[key]["about"], first, key,
+            )
 
 
 BENCHMARK = Benchmark(
     name=NAME,
     title="OmniVideoBench",
-    load=load,
+    loader=load,
     breakdowns=(
         Breakdown("question_type", "Question type"),
         Breakdown("audio_type", "Audio type", AUDIO_TYPES),
@@ -105,4 +180,5 @@ BENCHMARK = Benchmark(
         Breakdown("video_type", "Video type"),
     ),
     aliases=("omni_video_bench", "omnivideo", "ovb"),
+    notes_of=notes,
 )

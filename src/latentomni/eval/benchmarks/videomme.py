@@ -18,7 +18,9 @@ Official layouts, both read here:
 
 ``--media-root`` is the folder holding ``<videoID>.mp4`` (the unpacked ``data/``); ``<media_root>/data/``
 and ``<video_id>.mp4`` are tried as well. Results are broken down by short/medium/long as in the paper's
-Table 3, and by task type and domain.
+Table 3, and by task type and domain. Each run also writes ``videomme_official.json`` beside results.json,
+in the authors' template layout with the *parsed* letter as ``response`` (see ``eval.official``), for
+their ``eval_your_results.py``.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from pathlib import Path
 from latentomni.eval.annotations import (
     Record,
     check_unique_qids,
-    find_media,
     load_records,
+    media_file,
     normalise_answer,
     normalise_options,
 )
 from latentomni.eval.benchmarks.base import Benchmark, Breakdown
 from latentomni.eval.items import EvalItem
+from latentomni.eval.official import videomme_official
 
 NAME = "videomme"
 DURATIONS = ("short", "medium", "long")
@@ -62,35 +65,36 @@ TASK_TYPES = (
 )
 
 
-def load(annotations: Path, media_root: Path) -> list[EvalItem]:
+def load(annotations: Path, media_root: Path, *, allow_absolute_media: bool = False) -> list[EvalItem]:
     items: list[EvalItem] = []
     for rec in load_records(annotations):
         questions = rec.get("questions")
         if isinstance(questions, list):
             for k, q in enumerate(questions):
-                items.append(_item(rec.child(q, f"questions[{k}]"), rec, media_root))
+                items.append(_item(rec.child(q, f"questions[{k}]"), rec, media_root, allow_absolute_media))
         else:
-            items.append(_item(rec, rec, media_root))
+            items.append(_item(rec, rec, media_root, allow_absolute_media))
     check_unique_qids((it.qid for it in items), Path(annotations))
     return items
 
 
-def _item(q: Record, video: Record, media_root: Path) -> EvalItem:
+def _item(q: Record, video: Record, media_root: Path, allow_absolute: bool) -> EvalItem:
     video_id = video.require_text("video_id", "videoID")
     youtube_id = video.text("videoID", "youtube_id")
     options = normalise_options(q.require("options", "choices"), q)
     names = [n for n in (youtube_id, video_id) if n]
-    candidates = [media_root / f"{n}.mp4" for n in names] + [media_root / "data" / f"{n}.mp4" for n in names]
+    candidates = [f"{n}.mp4" for n in names] + [f"data/{n}.mp4" for n in names]
     return EvalItem(
         benchmark=NAME,
         qid=q.require_text("question_id", "qid"),
         question=q.require_text("question"),
         options=options,
         answer=normalise_answer(q.require("answer"), options, q),
-        video=find_media(candidates),
+        video=media_file(video, media_root, candidates, field="videoID", allow_absolute=allow_absolute),
         audio=None,
         use_audio=False,
         meta={
+            "video_id": video_id,
             "duration": video.text("duration", "duration_category").lower(),
             "task_type": q.text("task_type"),
             "domain": video.text("domain", "video_category"),
@@ -102,7 +106,7 @@ def _item(q: Record, video: Record, media_root: Path) -> EvalItem:
 BENCHMARK = Benchmark(
     name=NAME,
     title="VideoMME",
-    load=load,
+    loader=load,
     breakdowns=(
         Breakdown("duration", "Duration", DURATIONS),
         Breakdown("task_type", "Task type", TASK_TYPES),
@@ -110,4 +114,5 @@ BENCHMARK = Benchmark(
         Breakdown("sub_category", "Sub-category"),
     ),
     aliases=("video-mme", "video_mme", "videomme-v"),
+    official=videomme_official,
 )

@@ -14,9 +14,13 @@ One entry holds the video's metadata and its questions under ``task0``, ``task1`
                    "task0": {"question": "...", "candidates": ["A. ...", "B. ...", "C. ...", "D. ..."],
                              "answer": "B", "task_type": "Audio Recognition", "task_domain": "Recognition"}}
 
-A flat list of question records carrying the same fields (the table VLMEvalKit builds from this file) is
-read too. ``--media-root`` is the ``videos`` folder. ``audio_class`` is multi-label, so a question counts
-in every audio class it lists, as in the paper's per-audio-class table. Ids are ``<video_id>#task<k>``.
+The table VLMEvalKit builds from this file is read too: ``WorldSense.tsv``, one row per question with the
+columns ``index, video, video_path, duration, domain, candidates, sub_category, audio_class, task_domain,
+task_type, subtitle_path, audio_path, video_caption, question, answer`` (lists written as their Python
+repr, ``video_path`` as ``./videos/<video>.mp4``), or the same rows as JSON/JSONL; their ids are the
+``index``. ``--media-root`` is the ``videos`` folder. ``audio_class`` is multi-label, so a question counts
+in every audio class it lists, as in the paper's per-audio-class table. Results are broken down by task
+type, task domain, domain, sub-category, audio class and duration. Ids are ``<video_id>#task<k>``.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from latentomni.eval.annotations import (
     QidAllocator,
     Record,
     check_unique_qids,
-    find_media,
     load_records,
+    media_file,
     normalise_answer,
     normalise_options,
     parse_seconds,
@@ -71,7 +75,7 @@ def duration_bucket(bucket: object, seconds: object) -> str:
     return DURATIONS[-1]
 
 
-def load(annotations: Path, media_root: Path) -> list[EvalItem]:
+def load(annotations: Path, media_root: Path, *, allow_absolute_media: bool = False) -> list[EvalItem]:
     items: list[EvalItem] = []
     qid = QidAllocator()
     for rec in load_records(annotations):
@@ -79,34 +83,36 @@ def load(annotations: Path, media_root: Path) -> list[EvalItem]:
         if tasks:
             video_id = rec.text("video_id", "video") or rec.key or rec.require_text("video_id")
             for key, task in tasks:
-                items.append(_item(rec.child(task, str(key)), rec, video_id, f"{video_id}#{key}", media_root))
+                task_rec = rec.child(task, str(key))
+                items.append(_item(task_rec, rec, video_id, f"{video_id}#{key}", media_root, allow_absolute_media))
         else:
             video_id = rec.text("video_id", "video") or Path(rec.require_text("video_path")).stem
             own_id = rec.text("qid", "question_id", "index")
-            items.append(_item(rec, rec, video_id, own_id or qid(video_id), media_root))
+            items.append(_item(rec, rec, video_id, own_id or qid(video_id), media_root, allow_absolute_media))
     check_unique_qids((it.qid for it in items), Path(annotations))
     return items
 
 
-def _item(task: Record, video: Record, video_id: str, qid: str, media_root: Path) -> EvalItem:
+def _item(task: Record, video: Record, video_id: str, qid: str, media_root: Path, allow_absolute: bool) -> EvalItem:
     options = normalise_options(task.require("candidates", "options", "choices"), task, "candidates")
     answer = normalise_answer(task.require("answer", "correct_option"), options, task)
-    candidates = [media_root / f"{video_id}.mp4"]
+    names = [f"{video_id}.mp4"]
     if video.text("video_path"):
-        candidates.append(media_root / Path(video.text("video_path")).name)
+        names.append(Path(video.text("video_path")).name)
     return EvalItem(
         benchmark=NAME,
         qid=qid,
         question=task.require_text("question"),
         options=options,
         answer=answer,
-        video=find_media(candidates),
+        video=media_file(video, media_root, names, field="video_id", allow_absolute=allow_absolute),
         audio=None,
         use_audio=True,
         meta={
             "task_type": task.text("task_type"),
             "task_domain": task.text("task_domain"),
             "domain": video.text("domain"),
+            "sub_category": video.text("sub_category"),
             "audio_class": video.text("audio_class"),
             "duration": duration_bucket(video.get("duration"), video.get("video_duration")),
         },
@@ -116,11 +122,12 @@ def _item(task: Record, video: Record, video_id: str, qid: str, media_root: Path
 BENCHMARK = Benchmark(
     name=NAME,
     title="WorldSense",
-    load=load,
+    loader=load,
     breakdowns=(
         Breakdown("task_type", "Task type"),
         Breakdown("task_domain", "Task domain", TASK_DOMAINS),
         Breakdown("domain", "Domain", DOMAINS),
+        Breakdown("sub_category", "Sub-category"),
         Breakdown("audio_class", "Audio class", AUDIO_CLASSES),
         Breakdown("duration", "Duration", DURATIONS),
     ),
