@@ -356,9 +356,11 @@ def test_omnivideobench_source_letters_disagreeing_answers_and_long_videos(tmp_p
     assert "2 of 5 questions: correct_option and the answer text name different options" in logged
     assert "2 of 5 questions: videos over 30 minutes" in logged and "notes.outside_duration_buckets" in logged
 
-    # The long video's question is scored in a group of its own, which results.json names.
+    # The long video's question is scored in a group of its own, which results.json names, and the
+    # scorer passes the notes through to results.json.
     results = _score_with("omnivideobench", items, right={"v_long#1"})
     assert _groups(results, "duration_bucket") == {"(1,5]": (3, 0), ">30": (1, 1), "unknown": (1, 0)}
+    assert results["notes"] == notes
 
 
 def test_omnivideobench_clean_file_has_empty_notes(tmp_path):

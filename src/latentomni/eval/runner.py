@@ -119,6 +119,7 @@ def run_eval(
                     "they are listed in %s and asked again by a rerun", bench.title, results["n_media_errors"],
                     qid, error, out_dir / RESULTS)
     _write_json(out_dir / RESULTS, results)
+    bench.write_official(out_dir, items, predictions)  # e.g. Video-MME's own format; most benchmarks have none
     return results
 
 

@@ -83,6 +83,7 @@ def score(
             for b in bench.breakdowns
             if (groups := breakdown(b, ((it, v["correct"]) for it, v in scored)))
         },
+        "notes": bench.notes(items),  # what the benchmark lists about its file (e.g. OmniVideoBench's)
     }
 
 
