@@ -15,6 +15,10 @@ OmniEval reports overall accuracy and accuracy by ``question_type``, ``audio_typ
 ``video_category``; so do we. One difference, on purpose: OmniEval leaves unparseable replies out of the
 denominator, we count them wrong (and report their rate), as for every benchmark here. ``--media-root`` is
 the ``videos`` folder. Ids are the record's own id when it has one, else ``<video_id>#<n>``.
+
+To score a checkpoint with OmniEval itself, give it ``latentomni.eval.omnieval.LatentOmniWrapper`` as its
+model wrapper (``--wrapper-file`` that module's file, ``--class-name LatentOmniWrapper``); it asks the
+questions as this adapter's runs do and hands OmniEval the parsed letter.
 """
 
 from __future__ import annotations
