@@ -6,7 +6,9 @@ would otherwise make the evaluator or the trainer decode (and, for a model that 
 the process can read. :func:`contain` resolves the path (following symlinks) and accepts it only when it lies
 inside the resolved root. Users who keep media elsewhere on purpose opt in with ``allow_absolute=True``
 (``latentomni eval --allow-absolute-media``): then an absolute path is taken as given and a symlink may lead
-out of the root; a relative path that climbs out with ``..`` is refused even then, since no layout needs it.
+out of the root; a relative path that climbs out of the root with ``..`` is refused even then (choose a root
+that holds the file: a ``..`` that stays inside it, as in the data pipeline's paths relative to its output
+file, is fine).
 
 This module imports nothing heavy, so that loading an annotation file stays cheap.
 """
