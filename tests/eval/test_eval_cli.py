@@ -141,3 +141,45 @@ def test_compare_errors(tmp_path, capsys):
     run = _write_run(tmp_path / "r", {"videomme": _results("videomme", "VideoMME", 0.5)})
     assert cli.main(["eval", "compare", str(run), "--labels", "a", "b", "--out", str(tmp_path)]) == 2
     assert "2 labels for 1 run dirs" in capsys.readouterr().err
+
+
+def _eval_args(daily_omni, config):
+    qa, videos = daily_omni
+    return ["eval", "--model", "m", "--benchmark", "Daily-Omni", "--annotations", str(qa), "--media-root",
+            str(videos), "--config", str(config)]
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err.strip()
+
+
+def test_a_missing_predictor_config_is_one_line(daily_omni, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(eval_cli, "make_predictor", lambda *a: pytest.fail("must not build a predictor"))
+    assert cli.main(_eval_args(daily_omni, tmp_path / "nope.yaml")) == 2
+    line = _one_error_line(capsys)
+    assert f"{tmp_path / 'nope.yaml'}: cannot read the predictor config (No such file or directory)" in line
+
+
+def test_a_yaml_tag_in_the_predictor_config_names_file_line_and_field(daily_omni, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(eval_cli, "make_predictor", lambda *a: pytest.fail("must not build a predictor"))
+    config = tmp_path / "predictor.yaml"
+    config.write_text('fps: 2\nsystem_prompt: !!python/object/apply:os.system ["echo pwned"]\n')
+    assert cli.main(_eval_args(daily_omni, config)) == 2
+    line = _one_error_line(capsys)
+    assert f"{config}:2: system_prompt: YAML tag '!!python/object/apply:os.system' is not allowed" in line
+
+
+def test_an_unknown_predictor_setting_names_its_file_or_set(daily_omni, tmp_path, capsys):
+    """The real factory checks the settings against the predictor's parameters (no model is loaded: the
+    checkpoint "m" does not exist, so reaching the constructor would fail differently)."""
+    config = tmp_path / "predictor.yaml"
+    config.write_text("fps: 2\nmax_frame: 64\n")
+    assert cli.main(_eval_args(daily_omni, config)) == 2
+    line = _one_error_line(capsys)
+    assert f"{config}: max_frame: unknown predictor setting 'max_frame' (did you mean max_frames?)" in line
+    config.write_text("fps: 2\n")
+    assert cli.main([*_eval_args(daily_omni, config), "--set", "temprature=0.5"]) == 2
+    assert "--set temprature=0.5: unknown predictor setting 'temprature' (did you mean temperature?)" in \
+        _one_error_line(capsys)

@@ -99,3 +99,35 @@ def test_retry_failed_keeps_the_records_it_retries(tmp_path, media_dir):
     store = StageStore(tmp_path / "run", "qa")
     assert {r["id"] for r in store.outputs()} == units and store.drops() == []
     assert (summary.outputs, summary.dropped, summary.pending) == (len(units), {}, 0)
+
+
+def test_ctrl_c_mid_stage_prints_one_line_and_a_rerun_finishes(tmp_path, media_dir):
+    """SIGINT while every request waits on a slow server: exit 130, one line saying to rerun, no traceback;
+    the rerun of the same command against a working server completes the stage."""
+    import signal
+
+    captions = tmp_path / "captions.jsonl"
+    captions.write_text("\n".join(json.dumps({**caption_record("teal", "teal.mp4", 4.0), "id": f"clip-{i}"})
+                                  for i in range(2)) + "\n")
+    stalled = CannedResponder([("OpenQAReply", OPEN), ("MCQReply", MCQ)], delay_s=60)
+    with FakeChatServer(stalled, idle_timeout_s=120) as slow:
+        config = write_config(tmp_path / "p.yaml", run_dir=tmp_path / "run", captions=captions, media_dir=media_dir,
+                              urls=[slow.base_url], concurrency=2, timeout_s=120.0)
+        run_stages(load_config(config), ["ingest"], progress=False, log=None)
+        proc = subprocess.Popen([sys.executable, "-m", "latentomni.cli", "synth", "qa", "--config", str(config),
+                                 "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while slow.count < 1 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert slow.count >= 1, "the stage never sent a request"
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1] == "latentomni synth: interrupted; rerun the same command to resume"
+    with FakeChatServer(CannedResponder([("OpenQAReply", OPEN), ("MCQReply", MCQ)])) as up:
+        write_config(config, run_dir=tmp_path / "run", captions=captions, media_dir=media_dir, urls=[up.base_url])
+        rerun = subprocess.run([sys.executable, "-m", "latentomni.cli", "synth", "qa", "--config", str(config),
+                                "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert {r["id"] for r in StageStore(tmp_path / "run", "qa").outputs()} == {
+        f"clip-{i}:{fmt}0" for i in range(2) for fmt in ("open", "mcq")}

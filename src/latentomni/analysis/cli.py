@@ -81,7 +81,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def attention_command(args: argparse.Namespace) -> int:
     from latentomni.data.media import MediaError
     from latentomni.eval.annotations import AnnotationError
-    from latentomni.eval.cli import predictor_settings
+    from latentomni.eval.cli import UnknownSettingError, predictor_settings
 
     error = _check_args(args)
     if error:
@@ -93,6 +93,9 @@ def attention_command(args: argparse.Namespace) -> int:
         if args.benchmark is not None:
             return _benchmark(args, settings, layers)
         return _single(args, settings, layers)
+    except UnknownSettingError as e:
+        print(f"latentomni analyze attention: error: {e.where(args.config, args.overrides)}", file=sys.stderr)
+        return 2
     except (AnnotationError, MediaError, KeyError, ValueError, OSError) as e:
         print(f"latentomni analyze attention: error: {e}", file=sys.stderr)
         return 1
@@ -116,8 +119,10 @@ def _check_args(args: argparse.Namespace) -> str | None:
 
 
 def _predictor(model: str, settings: dict[str, Any]):
+    from latentomni.eval.cli import check_settings
     from latentomni.inference import LatentOmniPredictor
 
+    check_settings(LatentOmniPredictor, settings)
     return LatentOmniPredictor(model, **{**settings, "attn_implementation": "eager"})
 
 

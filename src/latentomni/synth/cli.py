@@ -70,10 +70,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m latentomni.synth.cli STAGE ...``: the same command as ``latentomni synth``, Ctrl-C included."""
+    from latentomni.cli import run
+
     parser = argparse.ArgumentParser(prog="latentomni")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["synth", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args) or 0)
+    return run(args)
 
 
 if __name__ == "__main__":
