@@ -102,3 +102,33 @@ def test_argument_errors(ckpt, clip_dir, tmp_path, capsys):
     assert "out of range for a model with 4 layers" in capsys.readouterr().err
     assert cli.main(["analyze", "compare", str(tmp_path)]) == 2
     assert "task_ratios.json not found" in capsys.readouterr().err
+
+
+def test_force_latent_works_on_the_committed_tiny_base(clip_dir, tmp_path, capsys):
+    """The committed tiny base is a checkpoint with latent_mode off: --force-latent switches latent decoding
+    on (K=40 from the checkpoint), draws the latent heatmaps, and records that it did."""
+    from latentomni.demo.base import ASSET_DIR
+
+    assert json.loads((ASSET_DIR / "latentomni.json").read_text())["latent"]["latent_mode"] is False
+    out = tmp_path / "base"
+    code = cli.main(["analyze", "attention", "--model", str(ASSET_DIR), "--video", str(clip_dir / "clip3.mp4"),
+                     "--question", "What colour?", "--force-latent", "--out", str(out), "--no-spatial",
+                     "--set", "max_pixels=3136", "--set", "max_new_tokens=44"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "ratio.json").read_text())
+    assert report["n_latent_blocks"] == 1 and "<Unified_Latent>[40 latents]</Unified_Latent>" in report["reply"]
+    assert report["ratios"]["latent"]["n"] == 41  # the trigger and its 40 latent steps
+    assert report["settings"]["latent_mode_forced"] is True
+    assert report["settings"]["predictor"]["latent"]["latent_mode"] is True
+    assert {"video_latent.png", "audio_latent.png"} <= set(report["heatmaps"])
+
+
+def test_without_force_latent_a_latent_off_checkpoint_stays_as_it_is(clip_dir, tmp_path):
+    from latentomni.demo.base import ASSET_DIR
+
+    out = tmp_path / "plain"
+    assert cli.main(["analyze", "attention", "--model", str(ASSET_DIR), "--video", str(clip_dir / "clip3.mp4"),
+                     "--question", "What colour?", "--out", str(out), "--no-spatial", *FAST]) == 0
+    report = json.loads((out / "ratio.json").read_text())
+    assert report["n_latent_blocks"] == 0 and report["settings"]["latent_mode_forced"] is False
+    assert report["settings"]["predictor"]["latent"]["latent_mode"] is False

@@ -274,7 +274,8 @@ def trace_attention(model: Any, batch: dict, gen_cfg: Any, force_latent_at: int 
         raise ValueError(f"attention weights need eager attention, the model uses {impl!r}; load it with "
                          "attn_implementation='eager'")
     if force_latent_at is not None and (not model.latent.latent_mode or gen_cfg.max_latent_blocks < 1):
-        raise ValueError("force_latent_at needs a model in latent mode and max_latent_blocks >= 1")
+        raise ValueError("force_latent_at needs a model in latent mode and max_latent_blocks >= 1 (the analyze "
+                         "command switches latent mode on for --force-latent)")
     cfg = dataclasses.replace(gen_cfg, output_attentions=True)
     process = force_trigger(model.token_ids.start, force_latent_at) if force_latent_at is not None else None
     out = generate(model, batch, cfg, logits_processor=process)

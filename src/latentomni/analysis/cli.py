@@ -16,7 +16,9 @@ Predictor settings (fps, max_pixels, max_new_tokens, attention_flow, ...) come f
 for ``latentomni eval``; attention is always eager. ``--force-latent`` forces one ``<Unified_Latent>`` at
 generation step STEP (default 1): an untrained model never emits the trigger itself, and without latent steps
 there is nothing to draw; the latent states are still the model's own. Steps count generated tokens from 0,
-so the default lets one text token come first.
+so the default lets one text token come first. It also works on a checkpoint with ``latent_mode`` off (a base
+such as the committed tiny base, or a text baseline): latent decoding is switched on for the analysis with
+the checkpoint's own K / Kv / Ka, and ``settings.latent_mode_forced`` in the output says so.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     sub = p.add_subparsers(dest="analyze_command", required=True)
 
     a = sub.add_parser("attention", help="AV token attention ratio and heatmaps, for one clip or a benchmark")
-    a.add_argument("--model", required=True, help="a LatentOmni checkpoint directory")
+    a.add_argument("--model", required=True,
+                   help="a LatentOmni checkpoint directory (with --force-latent also one with latent_mode off)")
     source = a.add_mutually_exclusive_group(required=True)
     source.add_argument("--video", type=Path, help="one clip to analyse (with --question)")
     source.add_argument("--benchmark", help="a benchmark to analyse per task type (with --annotations, --media-root)")
@@ -59,7 +62,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     layers.add_argument("--layer", type=int, help="read one layer (negative counts from the top)")
     layers.add_argument("--all-layers", action="store_true", help="average all layers (the default)")
     a.add_argument("--force-latent", type=int, nargs="?", const=1, metavar="STEP",
-                   help="force one <Unified_Latent> as generated token STEP (from 0; default 1); for untrained models")
+                   help="force one <Unified_Latent> as generated token STEP (from 0; default 1); for untrained "
+                        "models and checkpoints with latent_mode off, whose latent decoding it switches on")
     a.add_argument("--top-k", type=int, default=3, help="frames in the top-frames overlay (default 3)")
     a.add_argument("--no-spatial", action="store_true", help="video timeline per frame only, no per-token grids")
     a.add_argument("--out", type=Path, help="output dir (default runs/analysis/<model name>/<clip or benchmark>)")
@@ -118,12 +122,29 @@ def _check_args(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _predictor(model: str, settings: dict[str, Any]):
+def _predictor(model: str, settings: dict[str, Any], force_latent: int | None = None):
+    """The predictor with eager attention, and whether latent mode was switched on for it. With
+    ``force_latent`` a checkpoint whose ``latent_mode`` is off decodes in latent mode (its own K / Kv / Ka):
+    a forced block needs latent decoding to have anything to show, and a base model is exactly what
+    --force-latent is for."""
+    from latentomni.config import LatentConfig
     from latentomni.eval.cli import check_settings
     from latentomni.inference import LatentOmniPredictor
 
     check_settings(LatentOmniPredictor, settings)
-    return LatentOmniPredictor(model, **{**settings, "attn_implementation": "eager"})
+    pred = LatentOmniPredictor(model, **{**settings, "attn_implementation": "eager"})
+    forced = False
+    latent = pred.model.latent
+    if force_latent is not None and not latent.latent_mode:
+        try:
+            pred.model.latent = LatentConfig.model_validate({**latent.model_dump(), "latent_mode": True})
+        except ValueError as e:
+            raise ValueError(f"--force-latent: {model} has latent_mode off and latent settings that cannot decode "
+                             f"a latent block ({' '.join(str(e).split())})") from None
+        forced = True
+    if force_latent is not None and pred.gen.max_latent_blocks < 1:
+        raise ValueError("--force-latent needs max_latent_blocks >= 1 (--set max_latent_blocks=1)")
+    return pred, forced
 
 
 def _prompt_batch(pred, question: str, video: Path | None, audio: Path | None, use_audio: bool, sid: str = "q"):
@@ -135,9 +156,10 @@ def _prompt_batch(pred, question: str, video: Path | None, audio: Path | None, u
     return batch_to(batch, pred.model.device), note
 
 
-def _run_settings(pred, args: argparse.Namespace) -> dict[str, Any]:
+def _run_settings(pred, args: argparse.Namespace, latent_mode_forced: bool) -> dict[str, Any]:
     return {"predictor": json.loads(json.dumps(pred.settings(), default=str)),
-            "layers": "all" if args.layer is None else args.layer, "force_latent_at": args.force_latent}
+            "layers": "all" if args.layer is None else args.layer, "force_latent_at": args.force_latent,
+            "latent_mode_forced": latent_mode_forced}
 
 
 def _single(args: argparse.Namespace, settings: dict[str, Any], layers: int | None) -> int:
@@ -150,7 +172,7 @@ def _single(args: argparse.Namespace, settings: dict[str, Any], layers: int | No
         question = render_question(EvalItem("cli", "q", args.question, list(args.options), "", args.video,
                                             args.audio, not args.no_audio))
     out = args.out or Path("runs") / "analysis" / Path(args.model).name / args.video.stem
-    pred = _predictor(args.model, settings)
+    pred, forced = _predictor(args.model, settings, args.force_latent)
     _check_layer(pred, layers)
     batch, note = _prompt_batch(pred, question, args.video, args.audio, not args.no_audio)
     trace = trace_attention(pred.model, batch, pred.gen, force_latent_at=args.force_latent)
@@ -162,7 +184,8 @@ def _single(args: argparse.Namespace, settings: dict[str, Any], layers: int | No
         "ratios": _ratios_json(trace.ratios(layers)),
         "per_layer": [{"layer": i, **_ratios_json(trace.ratios(i))} for i in range(trace.n_layers)],
         "steps": _steps_json(trace, pred.model.processor.tokenizer, layers),
-        "heatmaps": [p.name for p in pngs], "step_groups": list(STEP_GROUPS), "settings": _run_settings(pred, args),
+        "heatmaps": [p.name for p in pngs], "step_groups": list(STEP_GROUPS),
+        "settings": _run_settings(pred, args, forced),
     }
     _write_json(out / RATIO_FILE, report)
     for group in STEP_GROUPS:
@@ -209,7 +232,7 @@ def _benchmark(args: argparse.Namespace, settings: dict[str, Any], layers: int |
     key = args.group_by or default_group_key(bench)
     order = next((b.order for b in bench.breakdowns if b.key == key), ())
     out = args.out or Path("runs") / "analysis" / Path(args.model).name / bench.name
-    pred = _predictor(args.model, settings)
+    pred, forced = _predictor(args.model, settings, args.force_latent)
     _check_layer(pred, layers)
     out.mkdir(parents=True, exist_ok=True)
     ratios, skipped = [], {}
@@ -237,7 +260,7 @@ def _benchmark(args: argparse.Namespace, settings: dict[str, Any], layers: int |
     table = {g: _ratios_json(r) for g, r in aggregate(ratios, order).items()}
     _write_json(out / TASK_RATIOS, {"benchmark": bench.name, "title": bench.title, "group_by": key,
                                     "n_samples": len(ratios), "n_skipped": len(skipped), "skipped": skipped,
-                                    "groups": table, "settings": _run_settings(pred, args)})
+                                    "groups": table, "settings": _run_settings(pred, args, forced)})
     series = {f"{g} steps": {name: (r[g] or {}).get("av") for name, r in table.items()} for g in STEP_GROUPS}
     plot_task_ratios(series, out / TASK_CHART, f"{bench.title}: AV token attention ratio by {key} "
                                                f"({'all layers' if layers is None else f'layer {layers}'})")
