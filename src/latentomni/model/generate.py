@@ -172,10 +172,17 @@ def _suppress(logits, blocks, cfg: GenerationConfig, ids, k_total: int):
 
 
 def eos_token_ids(model) -> torch.Tensor:
-    """The ids that end a reply (end of turn, end of text); shared with the attention analysis."""
-    tok = model.processor.tokenizer
-    eos = {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")}
-    return torch.tensor(sorted(i for i in eos if i is not None), device=model.device)
+    """The ids that end a reply: the thinker's generation config ``eos_token_id`` (one id or a list), the ids
+    Hugging Face's ``generate`` stops on, so decoding stays token-for-token HF's; the tokenizer's EOS when the
+    config names none. ``<|endoftext|>`` ends a reply only where the config lists it (Qwen2.5-Omni's own
+    generation config decides, not this module). Shared with the attention analysis."""
+    eos = getattr(getattr(model.thinker, "generation_config", None), "eos_token_id", None)
+    if eos is None:
+        eos = model.processor.tokenizer.eos_token_id
+    ids = sorted({int(i) for i in ([eos] if isinstance(eos, int) else eos or [])})
+    if not ids:
+        raise ValueError("the checkpoint names no EOS token (generation_config.eos_token_id, tokenizer.eos_token)")
+    return torch.tensor(ids, device=model.device)
 
 
 def _pad(model) -> int:
