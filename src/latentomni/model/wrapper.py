@@ -28,12 +28,18 @@ CONFIG_NAME = "latentomni.json"
 PARAMS_NAME = "latentomni_params.safetensors"
 
 
+# The items each term of Eq. 7 averages over, in this order: text target tokens (Eq. 6), latent states
+# (Eq. 5, one per slot), latent blocks (Eq. 4 is a mean over blocks).
+LOSS_ITEMS = ("text_tokens", "latent_states", "latent_blocks")
+
+
 @dataclass
 class LatentOmniOutput:
     loss: torch.Tensor
     loss_text: torch.Tensor
     loss_latent: torch.Tensor
     loss_sync: torch.Tensor
+    temperature: torch.Tensor | None = None  # τ of Eq. 4, detached (read inside forward: sharded-safe)
     per_sample: dict[str, torch.Tensor] | None = None
 
 
@@ -42,8 +48,9 @@ class LatentOmniModel(nn.Module):
                  latent: LatentConfig, token_ids: LatentTokenIds):
         super().__init__()
         self.thinker, self.processor, self.latent, self.token_ids = thinker, processor, latent, token_ids
-        # log τ of Eq. 4, learnable.
-        self.log_temperature = nn.Parameter(torch.tensor(float(latent.init_temperature)).log())
+        # log τ of Eq. 4, learnable. Shape (1,), not 0-dim: DeepSpeed ZeRO flattens parameters into buckets
+        # with ``view`` and fails on 0-dim tensors. Stored 0-dim on disk (latentomni_params.safetensors).
+        self.log_temperature = nn.Parameter(torch.tensor([float(latent.init_temperature)]).log())
 
     # -- construction and persistence -------------------------------------------------------------------
     @classmethod
@@ -80,19 +87,27 @@ class LatentOmniModel(nn.Module):
         model = cls(thinker, processor, latent, LatentTokenIds.from_tokenizer(processor.tokenizer))
         if (path / PARAMS_NAME).is_file():
             params = load_file(str(path / PARAMS_NAME))
-            model.log_temperature.data.copy_(params["log_temperature"])
+            model.log_temperature.data.copy_(params["log_temperature"].reshape(1))
         return model
 
-    def save_pretrained(self, path: str | Path) -> None:
+    def save_pretrained(self, path: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """Write a checkpoint that loads with :meth:`from_pretrained` and with the plain HF thinker class.
+
+        ``state_dict`` is this module's full state dict when the live parameters are sharded (DeepSpeed
+        ZeRO-3, FSDP): the Trainer gathers it and hands it over; the live tensors are then never read.
+        LoRA adapters are folded into their base weights (W + scale * B A), so a checkpoint is always plain
+        thinker weights.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        from ..train.lora import merged_state_dict  # LoRA runs save merged weights
-
-        self.thinker.save_pretrained(str(path), state_dict=merged_state_dict(self.thinker))
+        state = state_dict if state_dict is not None else self.state_dict()
+        thinker_state = {k.removeprefix("thinker."): v for k, v in state.items() if k.startswith("thinker.")}
+        self.thinker.save_pretrained(str(path), state_dict=fold_lora(thinker_state, self.thinker))
         self.processor.save_pretrained(str(path))
         meta = {"latent": self.latent.model_dump(), "token_ids": vars(self.token_ids), "format": 1}
         (path / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
-        save_file({"log_temperature": self.log_temperature.detach().cpu().reshape(())}, str(path / PARAMS_NAME))
+        log_tau = state.get("log_temperature", self.log_temperature).detach().cpu().float().reshape(())
+        save_file({"log_temperature": log_tau}, str(path / PARAMS_NAME))
 
     # -- helpers shared with generation -----------------------------------------------------------------
     @property
@@ -199,8 +214,25 @@ class LatentOmniModel(nn.Module):
         )
         return out.last_hidden_state, anchors, (out.attentions if output_attentions else None)
 
-    def forward(self, per_sample: bool = False, **batch) -> LatentOmniOutput:
-        """Single teacher-forced pass returning L_total (Eq. 7) and its terms."""
+    @staticmethod
+    def loss_items(batch: dict) -> torch.Tensor:
+        """How many items each term of Eq. 7 averages over in ``batch`` (see :data:`LOSS_ITEMS`), as a (3,)
+        tensor. The trainer sums it over the micro-batches of a step and over processes, so that a step's
+        loss is that of its global batch however it is split."""
+        labels, slots = batch["labels"], batch["slot_index"]
+        n_blocks = batch["block_owner"].numel() if "block_owner" in batch else 0
+        return torch.stack([(labels[:, 1:] != -100).sum(), (slots >= 0).sum(),
+                            torch.tensor(n_blocks, device=labels.device)]).float()
+
+    def forward(self, per_sample: bool = False, loss_normalizers: torch.Tensor | None = None,
+                **batch) -> LatentOmniOutput:
+        """Single teacher-forced pass returning L_total (Eq. 7) and its terms.
+
+        Each term is a mean over its items in this batch. With ``loss_normalizers`` (the global item counts
+        of :meth:`loss_items`, summed over a step's micro-batches and processes) each term is instead this
+        batch's sum divided by the global count: summed over micro-batches and processes these give exactly
+        the loss of the global batch (token-weighted, as transformers' ``average_tokens_across_devices``).
+        """
         cfg = self.latent
         labels, is_slot = batch["labels"], batch["slot_index"] >= 0
         hidden, anchors, _ = self.teacher_forced_hidden(batch)
@@ -216,15 +248,20 @@ class LatentOmniModel(nn.Module):
         z = hidden[:, :-1][latent_sel]
         zero = hidden.sum() * 0.0
         loss_latent = latent_loss(z, anchors.reshape(-1, anchors.shape[-1])) if anchors is not None else zero
-        loss_sync = zero + self.log_temperature * 0.0
+        loss_sync = zero + self.log_temperature.sum() * 0.0
         if anchors is not None and cfg.num_visual and cfg.num_audio:
             zb = z.reshape(-1, cfg.num_latents, z.shape[-1])
             zb = zb.detach() if cfg.sync_detach else zb
             v, a = sync_pairs(zb[:, : cfg.num_visual], zb[:, cfg.num_visual:], min(cfg.num_visual, cfg.num_audio))
-            loss_sync = sync_loss(v, a, self.log_temperature)
+            loss_sync = sync_loss(v, a, self.log_temperature.reshape(()))
+        if loss_normalizers is not None:
+            share = self.loss_items(batch).to(loss_normalizers.device) / loss_normalizers.clamp_min(1)
+            loss_text, loss_latent, loss_sync = (t * s for t, s in zip((loss_text, loss_latent, loss_sync),
+                                                                     share.to(hidden.device), strict=True))
         total = loss_text + cfg.lambda_latent * loss_latent + cfg.lambda_sync * loss_sync
         extra = self._per_sample(logits, target, text_sel, z, anchors, latent_sel) if per_sample else None
-        return LatentOmniOutput(total, loss_text, loss_latent, loss_sync, extra)
+        tau = self.log_temperature.detach().exp().reshape(())
+        return LatentOmniOutput(total.reshape(()), loss_text, loss_latent, loss_sync, tau, extra)
 
     @staticmethod
     def _per_sample(logits, target, text_sel, z, anchors, latent_sel) -> dict[str, torch.Tensor]:
@@ -238,3 +275,29 @@ class LatentOmniModel(nn.Module):
             err = (z.float() - anchors.reshape(-1, anchors.shape[-1]).float()).pow(2).sum(-1)
             lat = lat.index_add(0, rows[latent_sel], err) / latent_sel.sum(1).clamp_min(1)
         return {"loss_text": text, "loss_latent": lat}
+
+
+def fold_lora(state: dict[str, torch.Tensor], thinker: nn.Module) -> dict[str, torch.Tensor] | None:
+    """``state`` (thinker keys) with LoRA folded into the base weights (W + scale * B A) and peft's names
+    undone; ``state`` itself when the thinker has no LoRA layer.
+
+    Works from the state dict's tensors (which may be a gathered copy of sharded parameters), reading only
+    each LoRA layer's scaling from the live module.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    layers = {name: m for name, m in thinker.named_modules() if isinstance(m, LoraLayer)}
+    if not layers:
+        return state
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if "lora_" in key:
+            continue
+        owner = key.rsplit(".base_layer.", 1)[0] if ".base_layer." in key else None
+        if owner in layers and key.endswith(".base_layer.weight"):
+            layer = layers[owner]
+            for name in layer.active_adapters:
+                a, b = state[f"{owner}.lora_A.{name}.weight"], state[f"{owner}.lora_B.{name}.weight"]
+                value = value + (layer.scaling[name] * (b.float() @ a.float())).to(value.dtype)
+        out[key.replace(".base_layer.", ".")] = value.detach().clone()
+    return out

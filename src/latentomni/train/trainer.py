@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -19,7 +18,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.collate import SampleEncoder
 from ..inference import resolve_dtype
-from ..model.wrapper import CONFIG_NAME, PARAMS_NAME, LatentOmniModel
+from ..model.wrapper import CONFIG_NAME, LOSS_ITEMS, PARAMS_NAME, LatentOmniModel
 from .config import TrainConfig
 from .data import Collator, LatentDataset
 
@@ -29,36 +28,81 @@ LOSS_TERMS = ("loss_text", "loss_latent", "loss_sync")
 
 class LatentOmniTrainer(Trainer):
     """Trainer whose loss is Eq. 7, logged term by term (``loss_text``, ``loss_latent``, ``loss_sync``,
-    ``temperature``) at every logging step, and whose checkpoints are LatentOmni checkpoints."""
+    ``temperature``) at every logging step, and whose checkpoints are LatentOmni checkpoints.
+
+    A step optimises the loss of its *global* batch, however it is split over micro-batches (gradient
+    accumulation) and processes: each term of Eq. 7 is a sum over its items divided by the step's global
+    item count (text tokens, latent states, blocks; :meth:`LatentOmniModel.loss_items`), counted once per
+    step before its first micro-batch and summed over processes, as transformers' own
+    ``average_tokens_across_devices`` does for a plain LM loss. The per-term logs are reduced over
+    processes once per logging step, never read on the host per micro-step.
+    """
+
+    # compute_loss already divides by the step's global counts: the Trainer must not divide by the
+    # accumulation steps again (and DeepSpeed must not scale w.r.t. them, which the Trainer then turns off).
+    loss_is_scaled_for_ga = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._terms: dict[str, list[float]] = defaultdict(list)
+        # Our forward takes **batch, which makes the Trainer count label tokens and pass them on; we count
+        # the three item kinds ourselves in get_batch_samples.
+        self.model_accepts_loss_kwargs = False
+        self._step_items: torch.Tensor | None = None
+        self._term_sums: torch.Tensor | None = None
+        self._temperature: torch.Tensor | None = None
+        self._steps_since_log = 0
+        check_engine(self)
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        batch_samples, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
+        items = torch.zeros(len(LOSS_ITEMS), device=device)
+        for batch in batch_samples:
+            items += LatentOmniModel.loss_items(batch).to(device)
+        if self.accelerator.num_processes > 1:
+            items = self.accelerator.reduce(items, reduction="sum")
+        self._step_items = items
+        self._steps_since_log += 1  # called once per optimizer step
+        return batch_samples, None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        out = model(**inputs)
-        for name in LOSS_TERMS:
-            self._terms[name].append(float(getattr(out, name).detach()))
-        self._terms["temperature"].append(float(self._unwrap().log_temperature.detach().exp()))
-        return (out.loss, out) if return_outputs else out.loss
+        training = model.training and self._step_items is not None
+        out = model(**inputs, loss_normalizers=self._step_items if training else None)
+        loss = out.loss
+        if training:
+            # DDP, DeepSpeed and FSDP average gradients over processes; each process's loss is its share of
+            # the global-batch loss, so scale it back up (Trainer.compute_loss does the same).
+            loss = loss * self.accelerator.num_processes
+            terms = torch.stack([out.loss_text, out.loss_latent, out.loss_sync]).detach().float()
+            self._term_sums = terms if self._term_sums is None else self._term_sums + terms
+            self._temperature = out.temperature
+        return (loss, out) if return_outputs else loss
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if "loss" in logs and self._terms:
-            for name, values in self._terms.items():
-                logs[name] = round(sum(values) / len(values), 6)
-            self._terms.clear()
+        if "loss" in logs and self._term_sums is not None:
+            sums = self._term_sums
+            if self.accelerator.num_processes > 1:
+                sums = self.accelerator.reduce(sums, reduction="sum")
+            for name, value in zip(LOSS_TERMS, (sums / max(self._steps_since_log, 1)).tolist(), strict=True):
+                logs[name] = round(value, 6)
+            logs["temperature"] = round(float(self._temperature), 6)
+            self._term_sums = None
+            self._steps_since_log = 0
         super().log(logs, *args, **kwargs)
 
     def _unwrap(self) -> LatentOmniModel:
-        model = self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model
-        return model
+        return self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        # Under ZeRO-3 and FSDP the live parameters are shards: the Trainer gathers the full state dict on
+        # the main process and passes it here.
         output_dir = output_dir or self.args.output_dir
-        self._unwrap().save_pretrained(output_dir)
+        self._unwrap().save_pretrained(output_dir, state_dict=state_dict)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        if self.is_fsdp_enabled:  # the Trainer wrote FSDP's own model files beside ours; it reads them back
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            return
         load_weights(model or self._unwrap(), resume_from_checkpoint)
 
 
@@ -100,7 +144,7 @@ def load_weights(model: LatentOmniModel, ckpt: str | Path) -> None:
                 raise RuntimeError(f"{ckpt}: no weight for {plain}")
             tensor.copy_(source[plain])
     if (ckpt / PARAMS_NAME).is_file():
-        model.log_temperature.data.copy_(load_file(str(ckpt / PARAMS_NAME))["log_temperature"])
+        model.log_temperature.data.copy_(load_file(str(ckpt / PARAMS_NAME))["log_temperature"].reshape(1))
 
 
 def build_model(cfg: TrainConfig) -> LatentOmniModel:
@@ -143,8 +187,39 @@ def training_arguments(cfg: TrainConfig) -> TrainingArguments:
         max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, save_steps=t.save_steps,
         save_total_limit=t.save_total_limit, seed=t.seed, bf16=bf16, report_to=t.report_to,
         dataloader_num_workers=t.dataloader_num_workers, remove_unused_columns=False, deepspeed=t.deepspeed,
-        disable_tqdm=t.disable_tqdm,
+        disable_tqdm=t.disable_tqdm, ddp_backend=cpu_process_group_backend(),
     )
+
+
+def check_engine(trainer: Trainer) -> None:
+    """Refuse a run whose launcher asked for DeepSpeed or FSDP that accelerate did not switch on.
+
+    accelerate quietly falls back to plain data parallelism in two cases: FSDP on a CPU process group
+    (it enables FSDP only for accelerator process groups) and DeepSpeed with ``ACCELERATE_USE_CPU`` set.
+    A sharded recipe that silently runs unsharded would run out of memory or mislead a benchmark.
+    """
+    import accelerate
+
+    asked = [name for name, flag, on in (("DeepSpeed", "ACCELERATE_USE_DEEPSPEED", trainer.is_deepspeed_enabled),
+                                         ("FSDP", "ACCELERATE_USE_FSDP", trainer.is_fsdp_enabled))
+             if os.environ.get(flag, "").lower() in {"1", "true"} and not on]
+    if asked:
+        kind = trainer.accelerator.distributed_type
+        hint = ("unset ACCELERATE_USE_CPU (DeepSpeed picks its CPU backend itself)" if asked[0] == "DeepSpeed"
+                else "use configs/accelerate/ddp.yaml, zero2.yaml or zero3.yaml on a CPU")
+        raise RuntimeError(f"the launch asks for {asked[0]} but accelerate {accelerate.__version__} set up {kind} "
+                           f"instead (a {asked[0]} run would silently be unsharded); {hint}")
+
+
+def cpu_process_group_backend() -> str | None:
+    """``gloo`` for a multi-process launch on a machine without an accelerator, else None (the default).
+
+    accelerate only builds a CPU process group when told the run is on the CPU, and then turns DeepSpeed off;
+    naming the backend makes DeepSpeed (ZeRO-2/3) start its process group over gloo, so the paper's engines
+    run, and are tested, on CPU-only machines too. GPU launches are unaffected.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return "gloo" if world > 1 and not torch.accelerator.is_available() else None
 
 
 def train(cfg: TrainConfig, resume: str | bool | None = None, callbacks: list | None = None) -> dict:
