@@ -158,12 +158,23 @@ class LatentOmniModel(nn.Module):
 
     def block_anchors(self, batch: dict, videos: list[torch.Tensor], audios: list[torch.Tensor]) -> torch.Tensor:
         """(n_blocks, K, d) anchors: Kv visual then Ka audio, pooled from each cited window."""
+        return self.window_anchors(batch, videos, audios, batch["block_windows"], batch["block_owner"])
+
+    def segment_anchors(self, batch: dict, videos: list[torch.Tensor], audios: list[torch.Tensor]) -> torch.Tensor:
+        """(n_segments, K, d) anchors of every segment of the batch's clips (``batch["segment_windows"]``, one
+        row per distinct clip segment, see :func:`..data.collate.collate`): the candidates that the
+        ``contrastive`` latent loss and the retrieval diagnostic tell the cited segment apart from."""
+        return self.window_anchors(batch, videos, audios, batch["segment_windows"], batch["segment_owner"])
+
+    def window_anchors(self, batch: dict, videos: list[torch.Tensor], audios: list[torch.Tensor],
+                       windows: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        """(n, K, d) anchors of ``windows`` (n, 2) seconds of sample ``owners`` (n,)'s media."""
         cfg, merge = self.latent, self.config.vision_config.spatial_merge_size
-        owners = batch["block_owner"].tolist()
+        owners = owners.tolist()
         video_of = {int(o): i for i, o in enumerate(batch.get("video_owner", torch.empty(0)).tolist())}
         audio_of = {int(o): i for i, o in enumerate(batch.get("audio_owner", torch.empty(0)).tolist())}
         out = []
-        for b, (t0, t1) in enumerate(batch["block_windows"].tolist()):
+        for b, (t0, t1) in enumerate(windows.tolist()):
             sid, parts = owners[b], []
             if cfg.num_visual:
                 if sid not in video_of:
@@ -188,16 +199,20 @@ class LatentOmniModel(nn.Module):
 
     # -- training forward -------------------------------------------------------------------------------
     def teacher_forced_hidden(self, batch: dict, slot_inputs: torch.Tensor | None = None,
-                              output_attentions: bool = False):
+                              output_attentions: bool = False, media_out: dict | None = None):
         """Last-layer hidden states of a whole teacher-forced sequence (one pass).
 
         Latent slots take ``slot_inputs`` (n_slots, d) when given, else the cited windows' anchors; the
         same positions (OSPE) and attention rule as :func:`..generate.generate` apply.
         Returns (hidden (B, L, d), anchors (n_blocks, K, d) or None, per-layer attentions or None); attentions
-        need ``attn_implementation="eager"``.
+        need ``attn_implementation="eager"``. ``media_out``, when given, receives the LLM-space ``videos`` and
+        ``audios`` features (so segment anchors for the latent loss or diagnostics are pooled without
+        encoding twice).
         """
         ids, attn, slots = batch["input_ids"], batch["attention_mask"], batch["slot_index"]
         embeds, videos, audios = self.embed_prompt(batch)
+        if media_out is not None:
+            media_out.update(videos=videos, audios=audios)
         is_slot = slots >= 0
         anchors = self.block_anchors(batch, videos, audios) if is_slot.any() and slot_inputs is None else None
         fill = slot_inputs if slot_inputs is not None else (anchors.reshape(-1, anchors.shape[-1])
