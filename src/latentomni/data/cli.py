@@ -21,6 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (media paths in the files are relative to it)")
     p.add_argument("--n-train", type=int, default=400, help="training clips (default: 400)")
     p.add_argument("--n-test", type=int, default=200, help="test clips (default: 200)")
+    p.add_argument("--n-val", type=int, default=0,
+                   help="validation clips: seen question types on clips of neither split, written to val.jsonl; "
+                        "train and test stay byte-identical (default: 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--questions-per-clip", type=int, default=3)
     p.add_argument("--probes-per-clip", type=int, default=4, help="single-modality perception probes per clip")
@@ -51,13 +54,13 @@ def run_world(args: argparse.Namespace) -> int:
             args.out, args.n_train, args.n_test, args.seed, workers=args.workers, render=not args.no_render,
             reuse=not args.force, progress=not args.quiet, questions_per_clip=args.questions_per_clip,
             perception_probes_per_clip=args.probes_per_clip, held_out_types=held_out, frame_size=args.frame_size,
-            fps=args.fps, option_order=args.option_order,
+            fps=args.fps, option_order=args.option_order, n_val_clips=args.n_val,
         )
     except ValidationError as e:
         print(f"latentomni world: invalid options:\n{e}")
         return 2
     elapsed = time.perf_counter() - started
-    n_clips = manifest.counts["train_clips"] + manifest.counts["test_clips"]
+    n_clips = manifest.counts["train_clips"] + manifest.counts["test_clips"] + manifest.counts["val_clips"]
     if manifest.render_seconds is not None:
         media = f"rendered {n_clips} clips at {n_clips / max(manifest.render_seconds, 1e-9):.1f} clips/s"
     else:

@@ -32,8 +32,8 @@ from latentomni.data.world.questions import (
 )
 from latentomni.data.world.scene import Clip, caption_record, sample_clip, segment_plans, truth_record
 
-Split = Literal["train", "test"]
-_SPLIT_CODE = {"train": 1, "test": 2}
+Split = Literal["train", "test", "val"]
+_SPLIT_CODE = {"train": 1, "test": 2, "val": 3}
 _STREAM = {"clip": 0, "questions": 1, "perception": 2, "copy": 3, "seen_questions": 4}
 MAX_CLIP_SECONDS = 8.0
 CLIP_DIR = "clips"
@@ -48,6 +48,9 @@ class WorldConfig(BaseModel):
     seed: int = 0
     n_train_clips: int = Field(default=400, ge=0)
     n_test_clips: int = Field(default=200, ge=0)
+    # Validation clips (seen question types) for choosing settings; drawn after, and never read by, the two
+    # splits above, so adding them leaves train and test byte-identical.
+    n_val_clips: int = Field(default=0, ge=0)
     questions_per_clip: int = Field(default=3, ge=1)
     perception_probes_per_clip: int = Field(default=4, ge=0)
     held_out_types: tuple[str, ...] = DEFAULT_HELD_OUT
@@ -95,8 +98,8 @@ class WorldConfig(BaseModel):
 class WorldManifest(BaseModel):
     """What :func:`generate_world` wrote. ``files`` and ``counts`` are keyed by the file's role:
     ``train``, ``test`` (held-out question types, new clips), ``test_seen`` (seen types, the same new
-    clips), ``perception``, ``captions``, ``ground_truth``. Paths are relative to ``out_dir``, as are the media paths
-    inside the files."""
+    clips), ``val`` (seen types, clips of neither split), ``perception``, ``captions``, ``ground_truth``.
+    Paths are relative to ``out_dir``, as are the media paths inside the files."""
 
     out_dir: Path = Field(exclude=True)
     # Seconds this call spent rendering (None when it rendered nothing); not written, it varies by machine.
@@ -228,6 +231,10 @@ def generate_world(
     * ``train.jsonl`` — reasoning samples of the seen question types on the training clips;
     * ``test.jsonl`` — the held-out question types on new clips (no template seen in training);
     * ``test_seen.jsonl`` — the seen question types on the same new clips;
+    * ``val.jsonl`` — the seen question types on ``n_val_clips`` clips of their own (none by default), for
+      choosing settings without looking at the test split; they are drawn after the train and test clips
+      from streams of their own and avoid both splits' clips, so every other file's train and test rows are
+      byte-identical with or without them;
     * ``perception.jsonl`` — captions, single-modality probes and option copying on the training clips;
     * ``captions.jsonl`` — per-clip caption and timestamped visual and audio events (both splits), in the
       native source format of :mod:`latentomni.synth.sources`, so the synthesis pipeline can ingest them;
@@ -245,11 +252,14 @@ def generate_world(
     out.mkdir(parents=True, exist_ok=True)
     train_clips = make_clips(config, "train", config.n_train_clips)
     test_clips = make_clips(config, "test", config.n_test_clips, avoid={c.signature() for c in train_clips})
+    val_clips = make_clips(config, "val", config.n_val_clips,
+                           avoid={c.signature() for c in train_clips + test_clips})
 
     samples: dict[str, list[TrainingSample]] = {
         "train": _reasoning(config, "train", train_clips, config.seen_types, "questions"),
         "test": _reasoning(config, "test", test_clips, config.held_out_types, "questions"),
         "test_seen": _reasoning(config, "test", test_clips, config.seen_types, "seen_questions"),
+        "val": _reasoning(config, "val", val_clips, config.seen_types, "questions"),
         "perception": [],
     }
     for i, clip in enumerate(train_clips):
@@ -257,7 +267,7 @@ def generate_world(
         samples["perception"] += perception_samples(rng, clip, media_path(clip), config.perception_probes_per_clip)
         samples["perception"].append(option_copy_sample(_rng(config.seed, "train", i, "copy"), f"world-copy-{i:06d}"))
 
-    clips = train_clips + test_clips
+    clips = train_clips + test_clips + val_clips
     render_seconds = None
     if render and not (reuse and _already_rendered(out, config, clips)):
         started = time.perf_counter()
@@ -266,13 +276,14 @@ def generate_world(
     files = {role: f"{role}.jsonl" for role in (*samples, "captions", "ground_truth")}
     for role, rows in samples.items():
         write_samples(rows, out / files[role])
-    splits = [("train", c) for c in train_clips] + [("test", c) for c in test_clips]
+    # Validation clips go last, so the rows of the train and test clips are the same with or without them.
+    splits = [("train", c) for c in train_clips] + [("test", c) for c in test_clips] + [("val", c) for c in val_clips]
     _write_jsonl(out / files["captions"], (caption_record(c, media_path(c)) for _, c in splits))
     _write_jsonl(out / files["ground_truth"], (truth_record(c, media_path(c), split) for split, c in splits))
 
     counts = {role: len(rows) for role, rows in samples.items()}
     counts |= {"captions": len(splits), "ground_truth": len(splits), "train_clips": len(train_clips),
-               "test_clips": len(test_clips)}
+               "test_clips": len(test_clips), "val_clips": len(val_clips)}
     manifest = WorldManifest(
         out_dir=out, render_seconds=render_seconds, config=config, rendered=render, files=files, counts=counts,
         question_types={role: dict(sorted(Counter(s.question_type for s in rows).items()))
