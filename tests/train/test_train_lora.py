@@ -27,3 +27,27 @@ def test_lora_trains_adapters_only_and_saves_merged(model, clip_dir, tmp_path):
     with torch.no_grad():
         after = loaded(**encode_batch(loaded, [make_sample("a")], clip_dir)).loss
     assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_save_writes_the_given_state_dict_with_its_lora_folded(model, clip_dir, tmp_path):
+    """Under ZeRO-3/FSDP the Trainer hands save_pretrained the gathered state dict while the live tensors are
+    shards: the checkpoint must come from that dict (adapters folded from its own A and B), never from the
+    live parameters."""
+    add_lora(model, LoraSection(enabled=True, r=4, alpha=8, dropout=0.0))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    batch = encode_batch(model, [make_sample("a")], clip_dir)
+    with torch.no_grad():
+        want = model(**batch).loss
+    gathered = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():  # the live copy is now wrong everywhere, as a shard would be
+        for p in model.parameters():
+            p.zero_()
+    model.save_pretrained(tmp_path / "ckpt", state_dict=gathered)
+    loaded = LatentOmniModel.from_pretrained(tmp_path / "ckpt").eval()
+    assert torch.allclose(loaded.log_temperature, gathered["log_temperature"])
+    with torch.no_grad():
+        got = loaded(**encode_batch(loaded, [make_sample("a")], clip_dir)).loss
+    assert torch.allclose(got, want, atol=1e-5)
