@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 LatentModalities = Literal["av", "visual", "audio"]
 AttentionFlow = Literal["causal", "through_latents"]
+# The latent loss (Eq. 5 and alternatives) and L_sync's negatives; see model/losses.py for what each means.
+LatentLossKind = Literal["mse_sum", "mse_mean", "cosine", "cosine_norm", "contrastive"]
+CenterAnchors = Literal["off", "batch", "clip"]
+SyncNegatives = Literal["window", "batch"]
 
 
 class LatentConfig(BaseModel):
@@ -31,6 +35,13 @@ class LatentConfig(BaseModel):
         sync_detach: stop L_sync's gradient at the latent states (only τ learns); for ablations.
         ospe: Omni-Sync Position Embedding on latent slots; off gives sequential positions.
         attention_flow: ``through_latents`` lets text after the first trigger reach media only via latents.
+        latent_loss: ``mse_sum`` is Eq. 5 literally; ``mse_mean`` averages over the hidden dimension (official
+            code); ``cosine`` 1 - cos; ``cosine_norm`` adds a norm-matching term; ``contrastive`` is InfoNCE
+            against the same slot's anchors of the clip's other segments and of the batch's other clips.
+        contrastive_temperature: the temperature of the ``contrastive`` latent loss (cosine logits).
+        center_anchors: ``contrastive`` only: subtract the slot's mean anchor over the batch or the clip.
+        sync_negatives: L_sync's negatives: ``window`` (Eq. 4: the block's other time slices) or ``batch``
+            (also every slice of the batch's other blocks and clips).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -46,6 +57,10 @@ class LatentConfig(BaseModel):
     sync_detach: bool = False
     ospe: bool = True
     attention_flow: AttentionFlow = "causal"
+    latent_loss: LatentLossKind = "mse_sum"
+    contrastive_temperature: float = Field(default=0.1, gt=0)
+    center_anchors: CenterAnchors = "off"
+    sync_negatives: SyncNegatives = "window"
 
     @model_validator(mode="after")
     def _check(self) -> LatentConfig:
@@ -64,6 +79,9 @@ class LatentConfig(BaseModel):
             raise ValueError(f"modalities='audio' (no visual latents) needs num_visual=0, got {kv}")
         if self.modalities == "av" and (kv == 0 or ka == 0):
             raise ValueError(f"modalities='av' needs both num_visual and num_audio > 0, got Kv={kv}, Ka={ka}")
+        if self.center_anchors != "off" and self.latent_loss != "contrastive":
+            raise ValueError(f"center_anchors={self.center_anchors!r} applies to latent_loss 'contrastive' only, "
+                             f"got latent_loss={self.latent_loss!r}; set center_anchors: off")
         if self.lambda_sync > 0 and self.modalities != "av":
             raise ValueError(
                 "lambda_sync > 0 needs both visual and audio latents (L_sync pairs them); "

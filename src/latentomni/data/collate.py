@@ -63,6 +63,10 @@ class EncodedSample:
     second_per_grid: float | None = None
     input_features: torch.Tensor | None = None  # (n_mels, frames)
     meta: dict = field(default_factory=dict)
+    # Every segment of the clip, relative to the encoded media (the cited windows among them): the
+    # candidates the contrastive latent loss and the retrieval diagnostic tell the cited one apart from.
+    segments: list[tuple[float, float]] = field(default_factory=list)
+    clip_key: str = ""  # which media the windows refer to: samples of one clip share their segments
 
 
 def apply_variant(sample: TrainingSample, variant: Variant) -> list[TextPart | LatentPart]:
@@ -236,11 +240,40 @@ class SampleEncoder:
             slots.append(-1)
         return EncodedSample(
             sample_id=sample.id, input_ids=ids, labels=labels, slot_index=slots, windows=windows,
+            segments=self._segments(sample, tensors, windows), clip_key=self._clip_key(sample, base_dir),
             pixel_values_videos=tensors.get("pixel_values_videos"), video_grid_thw=tensors.get("video_grid_thw"),
             second_per_grid=tensors.get("second_per_grid"), input_features=tensors.get("input_features"),
             meta={"duration": tensors.get("duration"), "audio_in_video": "video" in repl and "audio" not in repl
                   and tensors.get("input_features") is not None},
         )
+
+    @staticmethod
+    def _clip_key(sample: TrainingSample, base_dir: Path) -> str:
+        v, a = sample.video, sample.audio
+        if v is not None:
+            return f"{resolve_media(v.video, base_dir)}[{v.video_start}:{v.video_end}]"
+        return str(resolve_media(a.audio, base_dir)) if a is not None else ""
+
+    @staticmethod
+    def _segments(sample: TrainingSample, tensors: dict,
+                  windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        """The clip's segments relative to the encoded media: ``meta["segments"]`` ([start, end] seconds of the
+        question media, as the synthetic world writes them) when the sample carries it, plus the cited
+        windows; a sample without it knows only its cited windows. Segments outside the media are dropped."""
+        duration, offset = tensors.get("duration"), tensors.get("time_offset", 0.0)
+        out: list[tuple[float, float]] = []
+        for i, seg in enumerate(sample.meta.get("segments") or []):
+            if not (isinstance(seg, list | tuple) and len(seg) == 2 and float(seg[1]) > float(seg[0])):
+                raise ValueError(f"sample {sample.id}: meta.segments[{i}] must be [start, end] seconds with "
+                                 f"end > start, got {seg!r}")
+            start, end = float(seg[0]) - offset, float(seg[1]) - offset
+            if end <= 0 or (duration is not None and start >= duration):
+                continue
+            out.append((max(start, 0.0), min(end, duration) if duration is not None else end))
+        for w in windows:
+            if not any(abs(w[0] - a) < 1e-6 and abs(w[1] - b) < 1e-6 for a, b in out):
+                out.append(w)
+        return out
 
     @staticmethod
     def _check_window(part: LatentPart, tensors: dict, sample: TrainingSample) -> tuple[float, float]:
@@ -299,6 +332,33 @@ def _audio_tokens(n_frames: int) -> int:
     return ((n_frames - 1) // 2 + 1 - 2) // 2 + 1
 
 
+def _segment_table(batch: list[EncodedSample]) -> dict[str, torch.Tensor]:
+    """The distinct clip segments of a batch (samples of one clip share them): ``segment_windows`` (S, 2)
+    seconds, ``segment_owner`` (S,) a sample whose media holds it, ``segment_clip`` (S,) the clip's index
+    among the batch's distinct clips, and ``block_segment`` (n_blocks,) the row of each block's cited window."""
+    rows: dict[tuple[str, float, float], int] = {}
+    clips: dict[str, int] = {}
+    windows, owners, clip_of, cited = [], [], [], []
+    for i, e in enumerate(batch):
+        c = clips.setdefault(e.clip_key or f"#sample{i}", len(clips))
+        key_of = {}
+        for w in [*e.segments, *e.windows]:
+            key = (e.clip_key or f"#sample{i}", round(w[0], 6), round(w[1], 6))
+            if key not in rows:
+                rows[key] = len(windows)
+                windows.append(w)
+                owners.append(i)
+                clip_of.append(c)
+            key_of[w] = rows[key]
+        cited += [key_of[w] for w in e.windows]
+    return {
+        "segment_windows": torch.tensor(windows, dtype=torch.float64).reshape(-1, 2),
+        "segment_owner": torch.tensor(owners, dtype=torch.long),
+        "segment_clip": torch.tensor(clip_of, dtype=torch.long),
+        "block_segment": torch.tensor(cited, dtype=torch.long),
+    }
+
+
 def collate(batch: list[EncodedSample], pad_id: int, padding_side: Literal["left", "right"] = "right") -> dict:
     """Pad a list of encoded samples into model inputs (plus the latent bookkeeping the wrapper needs)."""
     n = len(batch)
@@ -321,6 +381,7 @@ def collate(batch: list[EncodedSample], pad_id: int, padding_side: Literal["left
         "block_windows": torch.tensor([w for e in batch for w in e.windows], dtype=torch.float64).reshape(-1, 2),
         "block_owner": torch.tensor([i for i, e in enumerate(batch) for _ in e.windows], dtype=torch.long),
         "sample_ids": [e.sample_id for e in batch],
+        **_segment_table(batch),
     }
     in_video = {bool(e.meta.get("audio_in_video")) for e in batch if e.pixel_values_videos is not None}
     if len(in_video) > 1:

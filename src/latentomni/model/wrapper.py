@@ -19,7 +19,7 @@ from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalG
 
 from ..config import LatentConfig
 from .anchors import audio_token_window, pool_anchors, video_token_window
-from .losses import latent_loss, sync_loss, sync_pairs, text_loss
+from .losses import SegmentBank, latent_loss_items, sync_loss, sync_pairs, text_loss
 from .masks import blocked_queries, training_mask
 from .ospe import apply_ospe
 from .tokens import LatentTokenIds, add_latent_tokens
@@ -250,7 +250,8 @@ class LatentOmniModel(nn.Module):
         """
         cfg = self.latent
         labels, is_slot = batch["labels"], batch["slot_index"] >= 0
-        hidden, anchors, _ = self.teacher_forced_hidden(batch)
+        media: dict = {}
+        hidden, anchors, _ = self.teacher_forced_hidden(batch, media_out=media)
 
         # L_text: next-token CE on discrete assistant tokens only (labels already exclude prompt, slots, u').
         target = labels[:, 1:]
@@ -262,33 +263,55 @@ class LatentOmniModel(nn.Module):
         latent_sel = is_slot[:, 1:]
         z = hidden[:, :-1][latent_sel]
         zero = hidden.sum() * 0.0
-        loss_latent = latent_loss(z, anchors.reshape(-1, anchors.shape[-1])) if anchors is not None else zero
+        latent_items = self.latent_items(batch, z, anchors, media) if anchors is not None else None
+        loss_latent = latent_items.mean() if latent_items is not None and latent_items.numel() else zero
         loss_sync = zero + self.log_temperature.sum() * 0.0
         if anchors is not None and cfg.num_visual and cfg.num_audio:
             zb = z.reshape(-1, cfg.num_latents, z.shape[-1])
             zb = zb.detach() if cfg.sync_detach else zb
             v, a = sync_pairs(zb[:, : cfg.num_visual], zb[:, cfg.num_visual:], min(cfg.num_visual, cfg.num_audio))
-            loss_sync = sync_loss(v, a, self.log_temperature.reshape(()))
+            loss_sync = sync_loss(v, a, self.log_temperature.reshape(()), negatives=cfg.sync_negatives)
         if loss_normalizers is not None:
             share = self.loss_items(batch).to(loss_normalizers.device) / loss_normalizers.clamp_min(1)
             loss_text, loss_latent, loss_sync = (t * s for t, s in zip((loss_text, loss_latent, loss_sync),
                                                                      share.to(hidden.device), strict=True))
         total = loss_text + cfg.lambda_latent * loss_latent + cfg.lambda_sync * loss_sync
-        extra = self._per_sample(logits, target, text_sel, z, anchors, latent_sel) if per_sample else None
+        extra = self._per_sample(logits, target, text_sel, latent_items, latent_sel) if per_sample else None
         tau = self.log_temperature.detach().exp().reshape(())
         return LatentOmniOutput(total.reshape(()), loss_text, loss_latent, loss_sync, tau, extra)
 
+    def latent_items(self, batch: dict, z: torch.Tensor, anchors: torch.Tensor, media: dict) -> torch.Tensor:
+        """Per-latent values (n_slots,) of the configured latent loss (``latent.latent_loss``, see
+        :func:`.losses.latent_loss_items`) for the states ``z`` that predict the blocks' ``anchors``.
+
+        ``contrastive`` pools the anchors of every segment of the batch's clips (``segment_windows``) from the
+        ``media`` features the pass already computed, and tells each latent's cited segment apart from them.
+        """
+        cfg = self.latent
+        flat = anchors.reshape(-1, anchors.shape[-1])
+        if cfg.latent_loss != "contrastive":
+            return latent_loss_items(z, flat, cfg.latent_loss)
+        if "segment_windows" not in batch:
+            raise ValueError("latent_loss 'contrastive' needs the batch's segment table (segment_windows, "
+                             "segment_owner, segment_clip, block_segment); build batches with data.collate.collate")
+        k, dev = cfg.num_latents, z.device
+        bank = SegmentBank(self.segment_anchors(batch, media["videos"], media["audios"]).to(dev),
+                           batch["segment_clip"].to(dev))
+        slot = torch.arange(k, device=dev).repeat(anchors.shape[0])
+        segment = batch["block_segment"].to(dev).repeat_interleave(k)
+        return latent_loss_items(z, flat, "contrastive", slot=slot, segment=segment, bank=bank,
+                                 temperature=cfg.contrastive_temperature, center=cfg.center_anchors)
+
     @staticmethod
-    def _per_sample(logits, target, text_sel, z, anchors, latent_sel) -> dict[str, torch.Tensor]:
+    def _per_sample(logits, target, text_sel, latent_items, latent_sel) -> dict[str, torch.Tensor]:
         b = target.shape[0]
         rows = torch.arange(b, device=target.device).unsqueeze(1).expand_as(target)
         ce = nn.functional.cross_entropy(logits.float(), target[text_sel], reduction="none")
         text = torch.zeros(b, device=ce.device).index_add(0, rows[text_sel], ce)
         text = text / text_sel.sum(1).clamp_min(1)
         lat = torch.zeros(b, device=ce.device)
-        if anchors is not None:
-            err = (z.float() - anchors.reshape(-1, anchors.shape[-1]).float()).pow(2).sum(-1)
-            lat = lat.index_add(0, rows[latent_sel], err) / latent_sel.sum(1).clamp_min(1)
+        if latent_items is not None:
+            lat = lat.index_add(0, rows[latent_sel], latent_items.float()) / latent_sel.sum(1).clamp_min(1)
         return {"loss_text": text, "loss_latent": lat}
 
 
