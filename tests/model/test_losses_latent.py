@@ -3,6 +3,7 @@ what each is (or is not) invariant to."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -267,3 +268,15 @@ def test_sync_negatives_batch_in_the_model_changes_the_term_and_keeps_its_gradie
     layer = model.thinker.model.language_model.layers[0].self_attn.q_proj.weight
     assert layer.grad is not None and layer.grad.abs().sum() > 0
     assert model.log_temperature.grad is not None
+
+
+def test_world_samples_carry_every_segment_of_their_clip_and_cite_among_them():
+    from latentomni.data.world.generate import WorldConfig, make_clips, questions_for, reasoning_sample
+
+    cfg = WorldConfig(n_train_clips=4, n_test_clips=0)
+    rng = np.random.default_rng(0)
+    for clip in make_clips(cfg, "train", 4):
+        for k, q in enumerate(questions_for(rng, clip, cfg.seen_types, 2, None, cfg.option_order)):
+            s = parse_sample(reasoning_sample(rng, q, clip, f"w-{k}").model_dump())
+            assert s.meta["segments"] == [[seg.start, seg.end] for seg in clip.segments]
+            assert all([b.start, b.end] in s.meta["segments"] for b in s.latent_blocks)

@@ -168,7 +168,10 @@ def reasoning_sample(rng: np.random.Generator, question: Question, clip: Clip, s
         "modality": "AV-Strong",
         "source": "world",
         "meta": {"clip": clip.id, "duration": clip.duration, "answer_text": question.answer,
-                 "anchor": question.anchor_value},
+                 "anchor": question.anchor_value,
+                 # every segment's window: the contrastive latent loss and the retrieval diagnostic tell
+                 # the cited segment apart from the clip's others (data/collate.py reads it)
+                 "segments": [[seg.start, seg.end] for seg in clip.segments]},
     })
 
 
