@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 LatentModalities = Literal["av", "visual", "audio"]
 AttentionFlow = Literal["causal", "through_latents"]
+# What the latent slots hold in the training pass (see LatentConfig.slot_inputs).
+SlotInputs = Literal["anchors", "rollout", "scheduled"]
 # The latent loss (Eq. 5 and alternatives) and L_sync's negatives; see model/losses.py for what each means.
 LatentLossKind = Literal["mse_sum", "mse_mean", "cosine", "cosine_norm", "contrastive"]
 CenterAnchors = Literal["off", "batch", "clip"]
@@ -35,6 +37,13 @@ class LatentConfig(BaseModel):
         sync_detach: stop L_sync's gradient at the latent states (only τ learns); for ablations.
         ospe: Omni-Sync Position Embedding on latent slots; off gives sequential positions.
         attention_flow: ``through_latents`` lets text after the first trigger reach media only via latents.
+        slot_inputs: what the latent slots hold in the training pass. ``anchors`` (Sec. 3.4): the cited
+            window's anchors. ``rollout``: the model's own states, generated without gradient exactly as
+            decoding generates them (so training sees what inference feeds back); the anchors stay the
+            targets of L_latent. ``scheduled``: each block takes its own states with a probability ramped
+            from 0 to 1 over training (scheduled sampling), else its anchors.
+        slot_schedule_ramp: ``scheduled`` only: the fraction of the training steps over which that
+            probability rises linearly from 0 to 1 (it stays 1 afterwards).
         latent_loss: ``mse_sum`` is Eq. 5 literally; ``mse_mean`` averages over the hidden dimension (official
             code); ``cosine`` 1 - cos; ``cosine_norm`` adds a norm-matching term; ``contrastive`` is InfoNCE
             against the same slot's anchors of the clip's other segments and of the batch's other clips.
@@ -57,6 +66,8 @@ class LatentConfig(BaseModel):
     sync_detach: bool = False
     ospe: bool = True
     attention_flow: AttentionFlow = "causal"
+    slot_inputs: SlotInputs = "anchors"
+    slot_schedule_ramp: float = Field(default=1.0, gt=0, le=1)
     latent_loss: LatentLossKind = "mse_sum"
     contrastive_temperature: float = Field(default=0.1, gt=0)
     center_anchors: CenterAnchors = "off"
@@ -65,7 +76,13 @@ class LatentConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> LatentConfig:
         k, kv, ka = self.num_latents, self.num_visual, self.num_audio
+        if self.slot_schedule_ramp != 1.0 and self.slot_inputs != "scheduled":
+            raise ValueError(f"slot_schedule_ramp={self.slot_schedule_ramp} applies to slot_inputs 'scheduled' only, "
+                             f"got slot_inputs={self.slot_inputs!r}")
         if not self.latent_mode:
+            if self.slot_inputs != "anchors":
+                raise ValueError(f"slot_inputs={self.slot_inputs!r} needs latent_mode: true (without latent blocks "
+                                 "there are no slots to roll out); use slot_inputs: anchors")
             return self
         if k == 0:
             raise ValueError("num_latents (K) must be > 0 when latent_mode is on; set latent_mode: false for SFT")

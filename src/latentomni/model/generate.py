@@ -12,6 +12,11 @@ ops (no Python loop over the batch). One decoding step feeds one input per sampl
 Positions, the slot layout and the controlled attention rule come from the same functions the training
 forward uses (:mod:`.ospe`, :mod:`.masks`), so a trained model sees at inference what it saw in training.
 Without any trigger the loop is token-for-token HF greedy decoding (a test checks this).
+
+The machinery of one step -- the KV cache with what each cached key is (:class:`CachedFeed`) and a latent
+slot's position (:func:`slot_positions`) -- is shared with :func:`rollout`, which generates a teacher-forced
+training sequence's latent states as decoding would (``LatentConfig.slot_inputs: rollout``): this file is
+the only place latent states are decoded.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
-from .masks import step_mask
+from .masks import blocked_queries, chunk_mask
 from .ospe import latent_position_offsets
 
 
@@ -65,6 +70,44 @@ def _pick(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator | No
     return torch.multinomial(logits.softmax(-1), 1, generator=gen).squeeze(-1)
 
 
+class CachedFeed:
+    """A batch's KV cache and what each cached key is (a real input or padding, a media token or not), fed
+    chunk by chunk: a chunk of Q inputs per sample, or one input per step. Under ``through_latents`` every
+    chunk gets the 4D mask of :func:`.masks.chunk_mask` (blocked queries read no media key); under ``causal``
+    the 2D key mask, so plain decoding stays token-for-token Hugging Face's."""
+
+    def __init__(self, model, output_attentions: bool = False):
+        self.lm = model.thinker.model.language_model
+        self.through = model.latent.attention_flow == "through_latents"
+        self.cache = DynamicCache(config=model.thinker.config.get_text_config())
+        self.output_attentions = output_attentions
+        self.key_valid: torch.Tensor | None = None  # (B, Lk) bool
+        self.media_keys: torch.Tensor | None = None  # (B, Lk) bool
+
+    def __call__(self, embeds: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor, media: torch.Tensor,
+                 blocked: torch.Tensor):
+        """Feed ``embeds`` (B, Q, d) at ``positions`` (3, B, Q). ``valid`` (B, Q): real inputs, not padding;
+        ``media`` (B, Q): media tokens; ``blocked`` (B, Q): queries that may not read media keys."""
+        valid = valid.bool()
+        media = media.bool() & valid
+        grow = self.key_valid is not None
+        self.key_valid = torch.cat([self.key_valid, valid], 1) if grow else valid
+        self.media_keys = torch.cat([self.media_keys, media], 1) if grow else media
+        if self.through:
+            mask = chunk_mask(self.key_valid, self.media_keys, blocked.bool(), embeds.dtype)
+        else:
+            mask = self.key_valid.long()
+        return self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=self.cache,
+                       use_cache=True, output_attentions=self.output_attentions)
+
+
+def slot_positions(block_start: torch.Tensor, slot: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """OSPE position (Eq. 3) of latent slot ``slot`` of a block whose first slot id is ``block_start`` (the
+    trigger's position + 1), as (3, B, 1) for one decoding step of B samples."""
+    pos = block_start + offsets[slot]
+    return pos.view(1, -1, 1).expand(3, -1, 1)
+
+
 @torch.no_grad()
 def generate(model, batch: dict, cfg: GenerationConfig | None = None, logits_processor=None) -> GenerationOutput:
     """Generate for a left-padded prompt batch (``collate(..., padding_side="left")``).
@@ -74,10 +117,9 @@ def generate(model, batch: dict, cfg: GenerationConfig | None = None, logits_pro
     """
     cfg = cfg or GenerationConfig()
     lat, ids = model.latent, model.token_ids
-    lm, head = model.thinker.model.language_model, model.thinker.lm_head
+    head = model.thinker.lm_head
     embed = model.thinker.model.get_input_embeddings()
     eos_ids = eos_token_ids(model)
-    through = lat.attention_flow == "through_latents"
     gen = torch.Generator(device=model.device).manual_seed(cfg.seed) if cfg.seed is not None else None
     k_total = lat.num_latents if lat.latent_mode else 0
     offsets = latent_position_offsets(lat).to(model.device) if k_total else None
@@ -86,14 +128,12 @@ def generate(model, batch: dict, cfg: GenerationConfig | None = None, logits_pro
     input_ids, attn = batch["input_ids"].to(model.device), batch["attention_mask"].to(model.device)
     embeds, _, _ = model.embed_prompt({**batch, "input_ids": input_ids})
     positions = model.rope_positions({k: v for k, v in batch.items() if k != "slot_index"})
-    cache = DynamicCache(config=model.thinker.config.get_text_config())
-    out = lm(inputs_embeds=embeds, attention_mask=attn, position_ids=positions, cache=cache, use_cache=True,
-             output_attentions=cfg.output_attentions)
+    feed = CachedFeed(model, cfg.output_attentions)
+    out = feed(embeds, positions, attn, model.media_key_mask(input_ids), torch.zeros_like(attn, dtype=torch.bool))
     h = out.last_hidden_state[:, -1]
     b = input_ids.shape[0]
-    key_valid = attn.bool()
-    media_keys = model.media_key_mask(input_ids) & key_valid
-    next_pos = positions.masked_fill(~key_valid.unsqueeze(0), -1).amax(dim=(0, 2)) + 1  # (B,)
+    next_pos = positions.masked_fill(~attn.bool().unsqueeze(0), -1).amax(dim=(0, 2)) + 1  # (B,)
+    one = torch.ones(b, 1, dtype=torch.bool, device=model.device)
 
     process = logits_processor or (lambda step, scores: scores)
     blocks = torch.zeros(b, dtype=torch.long, device=model.device)
@@ -113,14 +153,11 @@ def generate(model, batch: dict, cfg: GenerationConfig | None = None, logits_pro
         feeding_trigger = (tok == ids.start) & ~in_latent
         # Inputs and positions of this step, per sample.
         x = torch.where(in_latent.unsqueeze(-1), latent_in, embed(tok))
-        pos = next_pos if offsets is None else torch.where(in_latent, p0 + offsets[slot.clamp(max=k_total - 1)],
-                                                           next_pos)
-        key_valid = torch.cat([key_valid, torch.ones(b, 1, dtype=torch.bool, device=key_valid.device)], 1)
-        media_keys = torch.cat([media_keys, torch.zeros(b, 1, dtype=torch.bool, device=key_valid.device)], 1)
+        text_pos = next_pos.view(1, b, 1).expand(3, b, 1)
+        pos = text_pos if offsets is None else torch.where(
+            in_latent.view(1, b, 1), slot_positions(p0, slot.clamp(max=k_total - 1), offsets), text_pos)
         blocked = triggered & ~in_latent & ~feeding_trigger
-        mask = step_mask(key_valid, media_keys, blocked, x.dtype) if through else key_valid.long()
-        out = lm(inputs_embeds=x.unsqueeze(1), attention_mask=mask, position_ids=pos.view(1, b, 1).expand(3, b, 1),
-                 cache=cache, use_cache=True, output_attentions=cfg.output_attentions)
+        out = feed(x.unsqueeze(1), pos, one, ~one, blocked.unsqueeze(1))
         h = out.last_hidden_state[:, -1]
         if cfg.output_attentions:
             attns.append(tuple(a[:, :, -1] for a in out.attentions))
@@ -156,6 +193,61 @@ def generate(model, batch: dict, cfg: GenerationConfig | None = None, logits_pro
     if cfg.output_attentions:
         result.attentions = attns
     return result
+
+
+@torch.no_grad()
+def rollout(model, batch: dict, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The latent states decoding feeds back at the slots of a teacher-forced sequence, as (n_slots, d) in
+    the slot order of ``batch["slot_index"]`` (sample by sample, block by block, then k).
+
+    The text is the teacher's; every block's K states are the model's own, generated exactly as
+    :func:`generate` generates them: the same cache and masks (:class:`CachedFeed`), OSPE positions
+    (:func:`slot_positions`), the last-layer state fed back as the next slot's input (Eq. 2), every block
+    after the model's own earlier blocks. Batched over samples (right padding is fine): block j of every
+    sample at once, the text span before each block's trigger prefilled as one left-padded chunk, then K
+    latent steps; a sample without block j feeds padding. No gradient: the states are inputs of the one
+    gradient pass that follows, not part of its graph.
+
+    ``embeds`` (B, L, d) are the sequence's input embeddings with media (:meth:`embed_prompt`) and
+    ``positions`` (3, B, L) its rotary positions (:meth:`rope_positions`); slot positions in them are not read.
+    """
+    ids, attn, slots = batch["input_ids"], batch["attention_mask"].bool(), batch["slot_index"]
+    b, n, d = embeds.shape
+    k_total = model.latent.num_latents
+    first = slots == 0  # each block's slot 0, just after its trigger
+    rows, cols = first.nonzero(as_tuple=True)  # row-major: sample by sample, block by block
+    if rows.numel() == 0:
+        return embeds.new_zeros(0, d)
+    rank = first.long().cumsum(1)[rows, cols] - 1
+    n_blocks = int(rank.max()) + 1
+    trigger = torch.full((b, n_blocks), -1, dtype=torch.long, device=ids.device)
+    trigger[rows, rank] = cols - 1
+    has = trigger >= 0  # (B, J): sample b has a block j
+    media = model.media_key_mask(ids) & attn
+    blocked = blocked_queries(ids == model.token_ids.start, slots >= 0, attn)
+    offsets = latent_position_offsets(model.latent).to(ids.device)
+    feed = CachedFeed(model)
+    no = torch.zeros(b, 1, dtype=torch.bool, device=ids.device)
+    states = embeds.new_zeros(b, n_blocks, k_total, d)
+    span_start = torch.zeros(b, dtype=torch.long, device=ids.device)  # first position of the next text span
+    for j in range(n_blocks):
+        end = trigger[:, j]
+        width = max(int(torch.where(has[:, j], end - span_start + 1, 0).max()), 1)
+        idx = end.unsqueeze(1) - torch.arange(width - 1, -1, -1, device=ids.device)  # trigger last
+        valid = (idx >= span_start.unsqueeze(1)) & has[:, j:j + 1]
+        idx = idx.clamp(0, n - 1)
+        out = feed(embeds.gather(1, idx.unsqueeze(-1).expand(-1, -1, d)),
+                   positions.gather(2, idx.unsqueeze(0).expand(3, -1, -1)), valid, media.gather(1, idx),
+                   blocked.gather(1, idx))
+        h = out.last_hidden_state[:, -1]  # z_1: the trigger's state
+        block_start = positions[0].gather(1, idx[:, -1:]).squeeze(1) + 1
+        for k in range(k_total):
+            states[:, j, k] = h
+            step = torch.full_like(block_start, k)
+            out = feed(h.unsqueeze(1), slot_positions(block_start, step, offsets), has[:, j:j + 1], no, no)
+            h = out.last_hidden_state[:, -1]
+        span_start = torch.where(has[:, j], end + k_total + 1, span_start)
+    return states[has].reshape(-1, d)
 
 
 def _suppress(logits, blocks, cfg: GenerationConfig, ids, k_total: int):

@@ -41,8 +41,17 @@ def training_mask(
     return additive_mask(allowed.unsqueeze(1), dtype)
 
 
-def step_mask(key_valid: torch.Tensor, media_keys: torch.Tensor, blocked: torch.Tensor, dtype: torch.dtype):
-    """4D mask for one decoding step: (B, 1, 1, Lk) from key validity (B, Lk), media keys (B, Lk) and the
-    blocked flag of each sample's current query (B,)."""
-    allowed = key_valid.bool() & ~(blocked.unsqueeze(1) & media_keys)
-    return additive_mask(allowed[:, None, None, :], dtype)
+def chunk_mask(key_valid: torch.Tensor, media_keys: torch.Tensor, blocked: torch.Tensor, dtype: torch.dtype):
+    """4D mask (B, 1, Q, Lk) for a chunk of Q queries fed after ``Lk - Q`` cached keys: causal inside the
+    chunk, key validity (B, Lk), and no media keys (B, Lk) for blocked queries (B, Q). Generation feeds its
+    prompt (one chunk) and then one query per step (Q = 1) through it, and the training rollout feeds each
+    text span between latent blocks as one chunk, so both apply the same rule."""
+    q, n = blocked.shape[1], key_valid.shape[1]
+    past = n - q
+    query_at = torch.arange(past, n, device=key_valid.device)
+    causal = torch.arange(n, device=key_valid.device).unsqueeze(0) <= query_at.unsqueeze(1)  # (Q, Lk)
+    allowed = causal.unsqueeze(0) & key_valid.bool().unsqueeze(1)
+    allowed = allowed & ~(blocked.unsqueeze(2) & media_keys.bool().unsqueeze(1))
+    # A padding query with no valid key would give NaNs in SDPA; let it see itself (as training_mask does).
+    allowed = allowed | (torch.arange(n, device=key_valid.device).unsqueeze(0) == query_at.unsqueeze(1))
+    return additive_mask(allowed.unsqueeze(1), dtype)

@@ -19,6 +19,7 @@ from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalG
 
 from ..config import LatentConfig
 from .anchors import audio_token_window, pool_anchors, video_token_window
+from .generate import rollout
 from .losses import SegmentBank, latent_loss_items, sync_loss, sync_pairs, text_loss
 from .masks import blocked_queries, training_mask
 from .ospe import apply_ospe
@@ -51,6 +52,9 @@ class LatentOmniModel(nn.Module):
         # log τ of Eq. 4, learnable. Shape (1,), not 0-dim: DeepSpeed ZeRO flattens parameters into buckets
         # with ``view`` and fails on 0-dim tensors. Stored 0-dim on disk (latentomni_params.safetensors).
         self.log_temperature = nn.Parameter(torch.tensor([float(latent.init_temperature)]).log())
+        # slot_inputs 'scheduled': the probability that a block's slots hold its own rolled-out states in the
+        # training pass. The trainer's SlotSchedule callback ramps it each step; a plain attribute, not state.
+        self.slot_own_probability = 0.0
 
     # -- construction and persistence -------------------------------------------------------------------
     @classmethod
@@ -199,15 +203,18 @@ class LatentOmniModel(nn.Module):
 
     # -- training forward -------------------------------------------------------------------------------
     def teacher_forced_hidden(self, batch: dict, slot_inputs: torch.Tensor | None = None,
-                              output_attentions: bool = False, media_out: dict | None = None):
+                              output_attentions: bool = False, media_out: dict | None = None,
+                              own_blocks: torch.Tensor | None = None):
         """Last-layer hidden states of a whole teacher-forced sequence (one pass).
 
         Latent slots take ``slot_inputs`` (n_slots, d) when given, else the cited windows' anchors; the
         same positions (OSPE) and attention rule as :func:`..generate.generate` apply.
         Returns (hidden (B, L, d), anchors (n_blocks, K, d) or None, per-layer attentions or None); attentions
-        need ``attn_implementation="eager"``. ``media_out``, when given, receives the LLM-space ``videos`` and
-        ``audios`` features (so segment anchors for the latent loss or diagnostics are pooled without
-        encoding twice).
+        need ``attn_implementation="eager"``. ``own_blocks`` (n_blocks,) bool: the blocks whose slots hold the
+        model's own states (:meth:`rollout_slot_states`, computed from this pass's embeddings without gradient)
+        instead; the anchors are still returned, as the targets. ``media_out``, when given, receives the
+        LLM-space ``videos`` and ``audios`` features (so segment anchors for the latent loss or diagnostics
+        are pooled without encoding twice).
         """
         ids, attn, slots = batch["input_ids"], batch["attention_mask"], batch["slot_index"]
         embeds, videos, audios = self.embed_prompt(batch)
@@ -217,6 +224,11 @@ class LatentOmniModel(nn.Module):
         anchors = self.block_anchors(batch, videos, audios) if is_slot.any() and slot_inputs is None else None
         fill = slot_inputs if slot_inputs is not None else (anchors.reshape(-1, anchors.shape[-1])
                                                             if anchors is not None else None)
+        positions = self.rope_positions(batch)
+        if own_blocks is not None and bool(own_blocks.any()):
+            own = rollout(self, batch, embeds.detach(), positions)
+            use = own_blocks.to(own.device).repeat_interleave(self.latent.num_latents).unsqueeze(-1)
+            fill = own if fill is None else torch.where(use, own, fill.to(own.dtype))
         if fill is not None:
             embeds = embeds.masked_scatter(is_slot.unsqueeze(-1), fill.to(embeds.dtype))
         mask = attn
@@ -224,10 +236,30 @@ class LatentOmniModel(nn.Module):
             blocked = blocked_queries(ids == self.token_ids.start, is_slot, attn)
             mask = training_mask(attn, self.media_key_mask(ids), blocked, embeds.dtype)
         out = self.thinker.model.language_model(
-            inputs_embeds=embeds, attention_mask=mask, position_ids=self.rope_positions(batch), use_cache=False,
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False,
             output_attentions=output_attentions,
         )
         return out.last_hidden_state, anchors, (out.attentions if output_attentions else None)
+
+    @torch.no_grad()
+    def rollout_slot_states(self, batch: dict) -> torch.Tensor:
+        """(n_slots, d): the states decoding feeds back at the latent slots of ``batch``'s teacher-forced
+        sequences (teacher text, the model's own latent blocks), in the slot order of ``batch["slot_index"]``;
+        see :func:`..generate.rollout`. No gradient."""
+        embeds, _, _ = self.embed_prompt(batch)
+        return rollout(self, batch, embeds, self.rope_positions(batch))
+
+    def own_slot_blocks(self, batch: dict) -> torch.Tensor | None:
+        """The blocks whose slots hold the model's own states in the training pass (``latent.slot_inputs``):
+        none for ``anchors`` (None), all for ``rollout``, each with probability :attr:`slot_own_probability`
+        for ``scheduled``."""
+        mode = self.latent.slot_inputs
+        n = batch["block_owner"].numel() if "block_owner" in batch else 0
+        if mode == "anchors" or n == 0:
+            return None
+        if mode == "rollout":
+            return torch.ones(n, dtype=torch.bool, device=self.device)
+        return torch.rand(n, device=self.device) < float(self.slot_own_probability)
 
     @staticmethod
     def loss_items(batch: dict) -> torch.Tensor:
@@ -251,7 +283,7 @@ class LatentOmniModel(nn.Module):
         cfg = self.latent
         labels, is_slot = batch["labels"], batch["slot_index"] >= 0
         media: dict = {}
-        hidden, anchors, _ = self.teacher_forced_hidden(batch, media_out=media)
+        hidden, anchors, _ = self.teacher_forced_hidden(batch, media_out=media, own_blocks=self.own_slot_blocks(batch))
 
         # L_text: next-token CE on discrete assistant tokens only (labels already exclude prompt, slots, u').
         target = labels[:, 1:]
