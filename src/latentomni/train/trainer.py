@@ -85,6 +85,8 @@ class LatentOmniTrainer(Trainer):
             for name, value in zip(LOSS_TERMS, (sums / max(self._steps_since_log, 1)).tolist(), strict=True):
                 logs[name] = round(value, 6)
             logs["temperature"] = round(float(self._temperature), 6)
+            if self._unwrap().latent.slot_inputs == "scheduled":
+                logs["slot_own_probability"] = round(float(self._unwrap().slot_own_probability), 6)
             self._term_sums = None
             self._steps_since_log = 0
         super().log(logs, *args, **kwargs)
@@ -117,6 +119,27 @@ class TimeLimit(TrainerCallback):
             log.warning("time limit reached at step %d; stopping", state.global_step)
             control.should_training_stop = True
             control.should_save = True
+        return control
+
+
+class SlotSchedule(TrainerCallback):
+    """``slot_inputs: scheduled`` (scheduled sampling): before every optimizer step, set the probability that
+    a block's slots hold its own rolled-out states (``LatentOmniModel.slot_own_probability``), ramped linearly
+    from 0 at the first step to 1 after ``ramp`` of the run's steps. Read from the step count, so a resumed
+    run continues the ramp where it stopped."""
+
+    def __init__(self, ramp: float):
+        self.ramp = ramp
+
+    @staticmethod
+    def probability(step: int, max_steps: int, ramp: float) -> float:
+        return min(1.0, step / max(ramp * max_steps, 1.0))
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        p = self.probability(state.global_step, state.max_steps, self.ramp)
+        for module in model.modules():  # the model may be wrapped (DDP, DeepSpeed, FSDP)
+            if isinstance(module, LatentOmniModel):
+                module.slot_own_probability = p
         return control
 
 
@@ -238,6 +261,8 @@ def train(cfg: TrainConfig, resume: str | bool | None = None, callbacks: list | 
                                 callbacks=list(callbacks or []))
     if cfg.training.max_minutes is not None:
         trainer.add_callback(TimeLimit(cfg.training.max_minutes))
+    if cfg.latent.slot_inputs == "scheduled":
+        trainer.add_callback(SlotSchedule(cfg.latent.slot_schedule_ramp))
     checkpoint = None
     if resume is True:
         checkpoint = get_last_checkpoint(str(out))
