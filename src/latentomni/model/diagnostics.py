@@ -113,6 +113,27 @@ class LatentDiagnostics:
         return out
 
 
+def diagnose(model, batches: Iterable[dict], num_blocks: Iterable[int] | None = None) -> dict[str, float]:
+    """The diagnostics of teacher-forced ``latent`` batches (on the model's device) and, when given, of the
+    latent blocks each generated reply decoded (``GenerationOutput.num_blocks``), as flat ``latent/*`` floats.
+
+    The one call for ``eval``'s results.json and the demo: encode the samples with latent blocks
+    (``SampleEncoder.encode(..., variant="latent")``, ``collate``, ``batch_to``) and pass the batches. The
+    model is put in eval mode for the measurement and left as it was.
+    """
+    diag = LatentDiagnostics()
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in batches:
+            diag.add(model, batch)
+    finally:
+        model.train(was_training)
+    if num_blocks is not None:
+        diag.add_generation(num_blocks)
+    return diag.result()
+
+
 def _retrieved(z: torch.Tensor, bank: torch.Tensor, cited: torch.Tensor, seg_clip: torch.Tensor) -> torch.Tensor:
     """(n_blocks,) bool: is the cited segment the nearest (mean cosine over slots) among its clip's?"""
     zn, bn = F.normalize(z, dim=-1), F.normalize(bank, dim=-1)

@@ -68,6 +68,10 @@ class TrainingSection(_Strict):
     deepspeed: str | None = None  # a DeepSpeed JSON (ZeRO-2/3); FSDP comes from the accelerate config
     disable_tqdm: bool = False
     max_minutes: float | None = Field(default=None, gt=0)  # stop (and save) once this much wall time has passed
+    # Latent diagnostics (model/diagnostics.py) of the first ``diagnostics_samples`` training samples every
+    # ``diagnostics_every`` optimizer steps and at the end, logged as latent/* beside the loss terms; 0: off.
+    diagnostics_every: int = Field(default=0, ge=0)
+    diagnostics_samples: int = Field(default=8, ge=1)
 
 
 class TrainConfig(_Strict):
@@ -83,6 +87,9 @@ class TrainConfig(_Strict):
         if self.data.variant != "latent" and self.latent.latent_mode:
             # Baselines never see latent blocks; the config says so instead of silently training K slots.
             raise ValueError(f"data.variant '{self.data.variant}' is a baseline: set latent.latent_mode: false")
+        if self.training.diagnostics_every and self.data.variant != "latent":
+            raise ValueError(f"training.diagnostics_every measures latent blocks; data.variant "
+                             f"'{self.data.variant}' has none: set training.diagnostics_every: 0")
         if self.training.freeze_llm and not self.training.lora.enabled:
             raise ValueError("training.freeze_llm without LoRA leaves no language-model weight to train")
         return self

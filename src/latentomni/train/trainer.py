@@ -143,6 +143,47 @@ class SlotSchedule(TrainerCallback):
         return control
 
 
+class DiagnosticsLog(TrainerCallback):
+    """Every ``every`` optimizer steps and after the last, the latent diagnostics (:func:`..model.diagnostics.
+    diagnose`: free-running fidelity, segment retrieval, latent value) of a fixed probe set -- the training
+    set's first samples with latent blocks -- logged as ``latent/*`` beside the loss terms (TensorBoard,
+    trainer_state.json). Teacher-forced only (no generation, so no trigger rate): a few extra no-grad passes
+    per probe batch. Every process measures the same probe set, so sharded (ZeRO-3/FSDP) forwards line up."""
+
+    def __init__(self, trainer: Trainer, dataset, every: int, n_samples: int, batch_size: int):
+        self.trainer, self.every, self.batch_size = trainer, every, batch_size
+        self.dataset, self.n_samples = dataset, n_samples
+        self._probe: list | None = None
+
+    def probe(self) -> list:
+        if self._probe is None:
+            picked = []
+            for i in range(len(self.dataset)):
+                enc = self.dataset[i]
+                if enc.windows:
+                    picked.append(enc)
+                if len(picked) == self.n_samples:
+                    break
+            self._probe = picked
+        return self._probe
+
+    def measure(self) -> dict[str, float]:
+        from ..data.collate import batch_to, collate
+        from ..model.diagnostics import diagnose
+
+        model = self.trainer._unwrap()
+        pad = model.processor.tokenizer.pad_token_id
+        items = self.probe()
+        batches = (batch_to(collate(items[i:i + self.batch_size], pad), model.device)
+                   for i in range(0, len(items), self.batch_size))
+        return {k: round(v, 6) for k, v in diagnose(model, batches).items()}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.every == 0 or state.global_step >= state.max_steps:
+            self.trainer.log(self.measure())
+        return control
+
+
 def load_weights(model: LatentOmniModel, ckpt: str | Path) -> None:
     """Load a LatentOmni checkpoint's weights into an already built model (used on resume).
 
@@ -261,6 +302,9 @@ def train(cfg: TrainConfig, resume: str | bool | None = None, callbacks: list | 
                                 callbacks=list(callbacks or []))
     if cfg.training.max_minutes is not None:
         trainer.add_callback(TimeLimit(cfg.training.max_minutes))
+    if cfg.training.diagnostics_every:
+        trainer.add_callback(DiagnosticsLog(trainer, dataset, cfg.training.diagnostics_every,
+                                            cfg.training.diagnostics_samples, cfg.training.per_device_train_batch_size))
     if cfg.latent.slot_inputs == "scheduled":
         trainer.add_callback(SlotSchedule(cfg.latent.slot_schedule_ramp))
     checkpoint = None
