@@ -126,3 +126,16 @@ def test_latent_config_rejects_bad_slot_inputs(kwargs, needle):
     with pytest.raises(ValidationError, match=needle):
         LatentConfig(**kwargs)
     assert LatentConfig(slot_inputs="scheduled", slot_schedule_ramp=0.5).slot_schedule_ramp == 0.5
+
+
+def test_paper_preset_is_the_paper_literal_recipe():
+    from pathlib import Path
+
+    from latentomni.train.config import load_config
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "qwen2.5-omni-7b" / "latent_paper.yaml"
+    lat = load_config(path).latent
+    assert (lat.slot_inputs, lat.latent_loss, lat.sync_negatives, lat.attention_flow) == \
+        ("anchors", "mse_sum", "window", "causal")
+    assert (lat.num_latents, lat.num_visual, lat.num_audio, lat.lambda_latent, lat.lambda_sync, lat.ospe) == \
+        (40, 32, 8, 0.005, 1.0, True)
