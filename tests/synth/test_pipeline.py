@@ -194,15 +194,18 @@ def test_every_recorded_drop_reason_is_explained(finished_run):
     assert seen <= set(DROP_REASONS)
 
 
-def test_assembled_samples_load_and_train_in_the_trainer(finished_run, tiny_base_dir, tmp_path):
+def test_assembled_samples_load_and_train_in_the_trainer(finished_run, media_dir, tiny_base_dir, tmp_path):
     from latentomni.train.config import TrainConfig
     from latentomni.train.trainer import train
+
+    # assemble writes paths relative to train.jsonl; the clips live elsewhere, so the dataset names the folder
+    # that holds them as its media root (without it every sample is refused: tests/train/test_train_media_paths.py)
 
     cfg = TrainConfig.model_validate({
         "model": {"base": str(tiny_base_dir), "dtype": "float32"},
         "latent": {"num_latents": 8, "num_visual": 6, "num_audio": 2},
         "data": {"train_file": str(finished_run["cfg"].run_dir / "train.jsonl"), "fail_fast": True,
-                 "media": {"max_pixels": 3136}},
+                 "media": {"max_pixels": 3136}, "media_root": str(media_dir)},
         "training": {"output_dir": str(tmp_path / "out"), "max_steps": 2, "per_device_train_batch_size": 2,
                      "learning_rate": 1e-4, "report_to": [], "disable_tqdm": True, "save_steps": 100},
     })

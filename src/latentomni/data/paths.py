@@ -128,4 +128,5 @@ def check_sample_media(
             raise MediaError(e.path, reason, kind=e.kind) from None
 
 
-_TRAIN_HINT = "set allow_absolute_media: true in the data config to accept media outside the media root"
+_TRAIN_HINT = ("set data.media_root to the folder holding the clips, or data.allow_absolute_media: true to accept "
+               "absolute paths and links out of it")

@@ -32,6 +32,10 @@ class DataSection(_Strict):
     max_samples: int | None = Field(default=None, ge=1)
     cache_encoded: bool = False  # keep encoded samples in memory (small datasets, many epochs)
     media_cache_size: int = Field(default=64, ge=0)  # processed clips kept in memory (questions share clips)
+    # Media paths must stay inside this folder (default: the train file's folder); a path that climbs out of it,
+    # an absolute path or a symlink leading out is skipped and listed in skipped.jsonl.
+    media_root: str | None = None
+    allow_absolute_media: bool = False  # accept absolute paths and symlinks out of media_root ('..' never)
 
 
 class LoraSection(_Strict):

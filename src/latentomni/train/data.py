@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from ..data.collate import MIN_AUDIO_SECONDS, EncodedSample, SampleEncoder, Variant, collate
 from ..data.media import AUDIO_SAMPLE_RATE, MediaError, decode_audio, probe_media
+from ..data.paths import check_sample_media
 from ..data.schema import TrainingSample, iter_samples, resolve_media
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ class LatentDataset(Dataset):
 
     def __init__(self, path: str | Path, encoder: SampleEncoder, variant: Variant = "latent",
                  fail_fast: bool = False, max_samples: int | None = None, cache: bool = False,
-                 skipped_log: str | Path | None = None):
+                 skipped_log: str | Path | None = None, media_root: str | Path | None = None,
+                 allow_absolute_media: bool = False):
         self.path, self.base_dir = Path(path), Path(path).parent
         self.encoder, self.variant, self.fail_fast = encoder, variant, fail_fast
         self.skipped_log = Path(skipped_log) if skipped_log is not None else None
@@ -107,6 +109,7 @@ class LatentDataset(Dataset):
             if max_samples is not None and len(self.samples) >= max_samples:
                 break
             try:
+                check_sample_media(sample, self.base_dir, media_root=media_root, allow_absolute=allow_absolute_media)
                 probe_sample(sample, self.base_dir, encoder.media.use_audio_in_video, probed)
             except MediaError as e:
                 if fail_fast:

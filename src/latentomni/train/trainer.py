@@ -296,7 +296,8 @@ def train(cfg: TrainConfig, resume: str | bool | None = None, callbacks: list | 
     if cfg.training.gradient_checkpointing:
         model.thinker.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     dataset = LatentDataset(cfg.data.train_file, make_encoder(model, cfg), cfg.data.variant, cfg.data.fail_fast,
-                            cfg.data.max_samples, cfg.data.cache_encoded, skipped_log=out / "skipped.jsonl")
+                            cfg.data.max_samples, cfg.data.cache_encoded, skipped_log=out / "skipped.jsonl",
+                            media_root=cfg.data.media_root, allow_absolute_media=cfg.data.allow_absolute_media)
     trainer = LatentOmniTrainer(model=model, args=training_arguments(cfg), train_dataset=dataset,
                                 data_collator=Collator(model.processor.tokenizer.pad_token_id),
                                 callbacks=list(callbacks or []))
