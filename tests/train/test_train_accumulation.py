@@ -21,7 +21,7 @@ def config(tmp_path, tiny_base_dir, clip_dir):
     cfg.write_text(f"""
 model: {{base: {tiny_base_dir}}}
 latent: {{num_latents: 8, num_visual: 6, num_audio: 2}}
-data: {{train_file: {data}, media: {{max_pixels: 3136}}, cache_encoded: true}}
+data: {{train_file: {data}, media: {{max_pixels: 3136}}, cache_encoded: true, allow_absolute_media: true}}
 training: {{output_dir: {tmp_path / 'out'}, max_steps: 1, per_device_train_batch_size: 4, learning_rate: 1.0e-3,
            warmup_ratio: 0, logging_steps: 1, save_steps: 10, report_to: [], disable_tqdm: true, seed: 0}}
 """)

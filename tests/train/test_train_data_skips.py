@@ -19,7 +19,7 @@ def _dataset(model, tmp_path, rows, **kwargs) -> LatentDataset:
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     media = kwargs.pop("media", {})
     enc = SampleEncoder.for_model(model, MediaSettings(max_pixels=56 * 56, **media))
-    return LatentDataset(data, enc, skipped_log=tmp_path / "out" / "skipped.jsonl", **kwargs)
+    return LatentDataset(data, enc, skipped_log=tmp_path / "out" / "skipped.jsonl", allow_absolute_media=True, **kwargs)
 
 
 def _log(tmp_path) -> list[dict]:
@@ -74,7 +74,7 @@ def _break_after_probe(model, clip_dir, tmp_path, encoder_cls=SampleEncoder):
     data.write_text("".join(json.dumps(make_sample(n, video=f"{n}.mp4")) + "\n" for n in "abc"))
     enc = encoder_cls.for_model(model, MediaSettings(max_pixels=56 * 56))
     log = tmp_path / "out" / "skipped.jsonl"
-    ds = LatentDataset(data, enc, skipped_log=log)
+    ds = LatentDataset(data, enc, skipped_log=log, allow_absolute_media=True)
     assert len(ds) == 3 and ds.skipped == {} and not log.exists()
     (tmp_path / "b.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     return ds, data, log
@@ -98,7 +98,7 @@ def test_encode_failures_in_workers_and_later_runs_are_logged_once_and_counted(m
     assert [r["id"] for r in _log(tmp_path)] == ["b"]
     assert ds.skipped == {"cannot open media": 1}  # read back from the log the worker wrote
     # a resumed run appending to the same log: its probe now finds b broken; still one row, counted once
-    again = LatentDataset(data, ds.encoder, skipped_log=log)
+    again = LatentDataset(data, ds.encoder, skipped_log=log, allow_absolute_media=True)
     assert again[1].sample_id == "c" and again.skipped == {"cannot open media": 1}
     assert [r["id"] for r in _log(tmp_path)] == ["b"]
 
