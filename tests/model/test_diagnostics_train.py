@@ -22,7 +22,8 @@ def _config(tmp_path, tiny_base_dir, clip_dir, extra: str = "", variant: str = "
     cfg.write_text(f"""
 model: {{base: {tiny_base_dir}}}
 latent: {latent}
-data: {{train_file: {data}, variant: {variant}, media: {{max_pixels: 3136}}, cache_encoded: true}}
+data: {{train_file: {data}, variant: {variant}, media: {{max_pixels: 3136}}, cache_encoded: true,
+       allow_absolute_media: true}}
 training: {{output_dir: {tmp_path / 'out'}, max_steps: 2, per_device_train_batch_size: 2, learning_rate: 1.0e-3,
            logging_steps: 1, save_steps: 100, report_to: [], disable_tqdm: true, seed: 0, {extra}}}
 """)
