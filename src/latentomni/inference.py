@@ -55,7 +55,8 @@ class LatentOmniPredictor:
                  system_prompt: str | None = None, max_new_tokens: int = 512, do_sample: bool = False,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
                  max_latent_blocks: int = 4, attention_flow: str | None = None, dtype: str = "auto",
-                 device: str = "auto", attn_implementation: str | None = None, media_cache_size: int = 4):
+                 device: str = "auto", attn_implementation: str | None = None, media_cache_size: int = 4,
+                 max_audio_seconds: float | None = None):
         from .model.wrapper import LatentOmniModel
 
         overrides = {"attention_flow": attention_flow} if attention_flow else {}
@@ -65,7 +66,7 @@ class LatentOmniPredictor:
         self.model.to(dev).eval()
         self.model_dir = str(model_dir)
         self.media = MediaSettings(fps=fps, max_frames=max_frames, max_pixels=max_pixels,
-                                   use_audio_in_video=use_audio_in_video)
+                                   use_audio_in_video=use_audio_in_video, max_audio_seconds=max_audio_seconds)
         self.prefer_separate_audio = prefer_separate_audio
         self.system_prompt = system_prompt
         self.gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,

@@ -203,12 +203,15 @@ def format_summary(results: dict[str, Any], out: Path) -> str:
     def pct(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.1f}%"
 
+    pending = results.get("n_pending", 0)
     lines = [
-        f"{results['title']}: accuracy {pct(results['accuracy'])} over {results['n']} questions "
-        f"(parse failures {pct(results['parse_failure_rate'])}, missing media {results['n_missing_media']}"
-        + ("" if results["complete"] else f", {results['n_pending']} not answered yet")
-        + ")"
+        f"{results['title']}: accuracy {pct(results['accuracy'])} over {results['n']} answered questions, "
+        f"{pct(results.get('accuracy_overall'))} over all {results['n_selected']} "
+        f"(parse failures {pct(results['parse_failure_rate'])}, media errors {results.get('n_media_errors', 0)}, "
+        f"missing media {results['n_missing_media']}" + (f", {pending} not answered yet" if pending else "") + ")"
     ]
+    if not results["complete"]:
+        lines.append("  incomplete: rerun the same command to retry media errors and answer what is left")
     for bd in results["breakdowns"].values():
         groups = ", ".join(f"{name} {pct(g['accuracy'])} ({g['n']})" for name, g in bd["groups"].items())
         lines.append(f"  {bd['title']}: {groups}")
