@@ -78,3 +78,15 @@ def test_cli_writes_the_validation_split(tmp_path, capsys):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["counts"]["val_clips"] == 3 and manifest["files"]["val"] == "val.jsonl"
     assert "val.jsonl" in capsys.readouterr().out
+
+
+def test_reasoning_samples_carry_every_segment_of_their_clip(tmp_path):
+    """meta.segments lets a batch tell the cited segment from the clip's others (contrastive latent loss,
+    retrieval diagnostic); the cited windows are among them."""
+    world = generate_world(tmp_path, n_train_clips=8, n_test_clips=4, seed=2, n_val_clips=4, render=False)
+    clips = {r["id"]: clip_from_record(r) for r in map(json.loads, _lines(world.path("ground_truth")))}
+    for role in ("train", "test", "test_seen", "val"):
+        for s in load_samples(world.path(role)):
+            segs = [(seg.start, seg.end) for seg in clips[s.meta["clip"]].segments]
+            assert [tuple(x) for x in s.meta["segments"]] == segs, s.id
+            assert {(b.start, b.end) for b in s.latent_blocks} <= set(segs)

@@ -57,10 +57,16 @@ def test_quick_demo_runs_every_variant_and_writes_the_report(tmp_path, capsys):
     assert results["blind_guess"]["n"] == results["variants"]["vanilla"]["all"]["n"]
     assert results["settings"]["option_order"] == "canonical"
     assert all(len(points) >= 2 for points in results["learning_curves"].values())
+    diagnostics = results["variants"]["latent"]["diagnostics"]
+    assert diagnostics["latent/blocks"] > 0 and 0 <= diagnostics["latent/trigger_rate"] <= 1
+    assert {"latent/fidelity_cos", "latent/retrieval", "latent/retrieval_trigger", "latent/value_own",
+            "latent/value_zeros"} <= diagnostics.keys()
+    assert "diagnostics" not in results["variants"]["vanilla"], "diagnostics are for latent-mode variants"
     for name in ("accuracy.png", "learning_curves.png", "results.md"):
         assert (out / name).stat().st_size > 0
     printed = capsys.readouterr().out
     assert "| latent |" in printed and "Controls for the best variant" in printed
+    assert "Latent diagnostics on" in printed and "| retrieval (chance) |" in printed
 
 
 def test_blind_guess_is_each_types_most_frequent_training_letter(tmp_path):

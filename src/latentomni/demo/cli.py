@@ -30,6 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--max-steps", type=int, default=None, help="training steps per variant (default: configs)")
     d.add_argument("--n-train-clips", type=int, default=None)
     d.add_argument("--n-test-clips", type=int, default=None)
+    d.add_argument("--n-val-clips", type=int, default=None,
+                   help="validation clips the sweep scores on (default: 160; the demo's table never reads them)")
+    d.add_argument("--sweep", nargs="?", const="", default=None, metavar="SPEC",
+                   help="train the runs of a sweep spec (default configs/demo/sweep.yaml) and score each on the "
+                        "VALIDATION split; writes OUT/sweep/results.md and .json, a rerun skips finished runs")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--option-order", choices=get_args(OptionOrder), default=None,
                    help="how the world's questions list their options (default: canonical, see README)")
@@ -56,13 +61,27 @@ def _demo(args: argparse.Namespace) -> int:
     from .run import DemoSettings, run_demo
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.sweep is not None and (args.max_steps is not None or args.ablations):
+        print(f"latentomni demo: --sweep takes its step budgets and runs from {args.sweep}; drop "
+              f"{'--max-steps' if args.max_steps is not None else '--ablations'}")
+        return 2
     kw = {"out": args.out, "seed": args.seed, "ablations": args.ablations, "overrides": args.overrides}
-    for key in ("base", "max_steps", "n_train_clips", "n_test_clips", "option_order"):
+    for key in ("base", "max_steps", "n_train_clips", "n_test_clips", "n_val_clips", "option_order"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     if args.configs is not None:
         kw["config_dir"] = args.configs
     settings = DemoSettings.quick(**kw) if args.quick else DemoSettings(**kw)
+    if args.sweep is not None:
+        from .sweep import DEFAULT_SPEC, SweepSpecError, run_sweep
+
+        try:
+            run_sweep(settings, Path(args.sweep) if args.sweep else DEFAULT_SPEC)
+        except SweepSpecError as e:
+            print(f"latentomni demo --sweep: {e}")
+            return 2
+        print(f"\nwrote {args.out / 'sweep' / 'results.md'} and results.json")
+        return 0
     run_demo(settings)
     print(f"\nwrote {args.out / 'results.json'}, {args.out / 'accuracy.png'}, {args.out / 'learning_curves.png'}")
     return 0

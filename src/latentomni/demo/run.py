@@ -29,7 +29,7 @@ from transformers import TrainerCallback
 
 from ..data.collate import MediaSettings
 from ..data.schema import TrainingSample, load_samples
-from ..data.world import generate_world
+from ..data.world import WorldManifest, generate_world
 from ..data.world.questions import OptionOrder
 from ..eval.samples import _record, evaluate_samples, summarize
 from ..model.generate import GenerationConfig
@@ -51,11 +51,16 @@ class DemoSettings:
     seed: int = 0
     n_train_clips: int = 400
     n_test_clips: int = 240
+    # Validation clips (seen question types, clips of neither split) for `demo --sweep`; the demo's own table
+    # never reads them, and they leave the train and test splits byte-identical.
+    n_val_clips: int = 160
     max_steps: int | None = None  # None: the configs' value
     curve_points: int = 4
     curve_questions: int = 96
     max_seen_questions: int = 200  # seen-type questions evaluated (all unseen-type ones always are)
     eval_batch_size: int = 48
+    # Held-out samples with a cited window that the latent diagnostics read (latent variant and ablations).
+    diagnostics_samples: int = 60
     ablations: bool = False
     workers: int = 2
     # Options in each attribute's fixed order: the tiny base cannot copy a letter from an option's text
@@ -67,8 +72,9 @@ class DemoSettings:
     @classmethod
     def quick(cls, **kw) -> DemoSettings:
         """The <= 3-minute smoke run used by a test: same code path, tiny sizes."""
-        return cls(**{"n_train_clips": 24, "n_test_clips": 8, "max_steps": 8, "curve_points": 1,
-                      "curve_questions": 12, "max_seen_questions": 12, "eval_batch_size": 32, **kw})
+        return cls(**{"n_train_clips": 24, "n_test_clips": 8, "n_val_clips": 4, "max_steps": 8, "curve_points": 1,
+                      "curve_questions": 12, "max_seen_questions": 12, "eval_batch_size": 32,
+                      "diagnostics_samples": 4, **kw})
 
 
 class HeldOutCurve(TrainerCallback):
@@ -112,14 +118,13 @@ def run_demo(settings: DemoSettings) -> dict:
     torch.manual_seed(settings.seed)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
-    world = generate_world(out / "world", n_train_clips=settings.n_train_clips, n_test_clips=settings.n_test_clips,
-                           seed=settings.seed, workers=settings.workers,
-                           option_order=settings.option_order)
+    world = demo_world(settings)
     seen = load_samples(world.path("test_seen"))
     seen = random.Random(settings.seed).sample(seen, min(settings.max_seen_questions, len(seen)))
     held_out = {"unseen_types": load_samples(world.path("test")), "seen_types": seen}
     all_test = held_out["unseen_types"] + held_out["seen_types"]
     probe = random.Random(settings.seed).sample(all_test, min(settings.curve_questions, len(all_test)))
+    diag_samples = [s for s in all_test if s.latent_blocks][: settings.diagnostics_samples]
     timings = {"world_s": round(time.time() - t0, 1)}
     guess = summarize(blind_guess(load_samples(world.path("train")), all_test), CHANCE)
 
@@ -144,7 +149,8 @@ def run_demo(settings: DemoSettings) -> dict:
         curves[name] = curve.points
         timings[f"train_{name}_s"] = round(time.time() - t1, 1)
         t2 = time.time()
-        rows[name] = _evaluate(model, held_out, world.out_dir, cfg.data.media, settings)
+        # The latent variant and its ablations (the only ones in latent mode) get the diagnostics.
+        rows[name] = _evaluate(model, held_out, world.out_dir, cfg.data.media, settings, diag_samples)
         timings[f"eval_{name}_s"] = round(time.time() - t2, 1)
 
     best = max(VARIANTS, key=lambda n: rows[n]["all"]["accuracy"])
@@ -157,7 +163,8 @@ def run_demo(settings: DemoSettings) -> dict:
     }
     timings["total_s"] = round(time.time() - t0, 1)
     results = {
-        "chance": CHANCE, "blind_guess": guess, "best_variant": best, "variants": rows,
+        "chance": CHANCE, "blind_guess": guess, "diagnostics_samples": len(diag_samples), "best_variant": best,
+        "variants": rows,
         "controls": {"variant": best, **controls},
         "learning_curves": curves, "timings": timings, "world": world.counts,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
@@ -171,6 +178,38 @@ def run_demo(settings: DemoSettings) -> dict:
     (out / "results.md").write_text(table + "\n")
     print(table)
     return results
+
+
+def demo_world(settings: DemoSettings) -> WorldManifest:
+    """The world the demo and its sweep share (``out/world``), rendered once and reused."""
+    return generate_world(Path(settings.out) / "world", n_train_clips=settings.n_train_clips,
+                          n_test_clips=settings.n_test_clips, seed=settings.seed, workers=settings.workers,
+                          option_order=settings.option_order, n_val_clips=settings.n_val_clips)
+
+
+def latent_diagnostics(model, samples: list[TrainingSample], world_dir: Path, media: MediaSettings,
+                       num_blocks: list[int] | None = None, batch_size: int = 8) -> dict[str, float] | None:
+    """Issue 17's latent diagnostics (:func:`..model.diagnostics.diagnose`: free-running fidelity, segment
+    retrieval among the clip's segments, the trigger's retrieval, latent value) of ``samples`` (each with a
+    cited window), and the trigger rate of the replies whose latent block counts are ``num_blocks``. None
+    for a model without latent mode or without samples: there is nothing to measure."""
+    from ..data.collate import SampleEncoder, batch_to, collate
+    from ..data.media import MediaError
+    from ..model.diagnostics import diagnose
+
+    if not model.latent.latent_mode or not samples:
+        return None
+    enc = SampleEncoder.for_model(model, media, media_cache_size=64)
+    encoded = []
+    for s in samples:
+        try:
+            encoded.append(enc.encode(s, world_dir, variant="latent"))
+        except MediaError as e:
+            log.warning("diagnostics: sample %s left out: %s", s.id, " ".join(str(e).split()))
+    pad = model.processor.tokenizer.pad_token_id
+    batches = (batch_to(collate(encoded[i:i + batch_size], pad), model.device)
+               for i in range(0, len(encoded), batch_size))
+    return {k: round(v, 6) for k, v in diagnose(model, batches, num_blocks).items()}
 
 
 def blind_guess(train: list[TrainingSample], held_out: list[TrainingSample]) -> list[dict]:
@@ -192,10 +231,19 @@ def _gen_config() -> GenerationConfig:
     return GenerationConfig(max_new_tokens=160, max_latent_blocks=3)
 
 
-def _evaluate(model, held_out: dict, world_dir: Path, media: MediaSettings, settings: DemoSettings) -> dict:
+def _evaluate(model, held_out: dict, world_dir: Path, media: MediaSettings, settings: DemoSettings,
+              diagnostics_samples: list[TrainingSample] | None = None) -> dict:
+    """Accuracy on the held-out questions (all, per split); with ``diagnostics_samples``, a latent model's
+    diagnostics too (the trigger rate over these replies)."""
     samples = [s for split in held_out.values() for s in split]
     recs = evaluate_samples(model, samples, world_dir, media, _gen_config(), settings.eval_batch_size,
                             desc="eval held-out")
     split_of = {s.id: split for split, group in held_out.items() for s in group}
     parts = {split: summarize([r for r in recs if split_of[r["id"]] == split], CHANCE) for split in held_out}
-    return {"all": summarize(recs, CHANCE), **parts, "examples": [r["reply"] for r in recs[:2]]}
+    row = {"all": summarize(recs, CHANCE), **parts, "examples": [r["reply"] for r in recs[:2]]}
+    if diagnostics_samples is not None and model.latent.latent_mode:
+        t0 = time.time()
+        blocks = [r["n_latent_blocks"] for r in recs if "error" not in r]
+        row["diagnostics"] = latent_diagnostics(model, diagnostics_samples, world_dir, media, blocks)
+        row["diagnostics_s"] = round(time.time() - t0, 1)
+    return row
