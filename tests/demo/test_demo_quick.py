@@ -42,11 +42,22 @@ def test_pretrain_base_writes_a_loadable_checkpoint_with_recipe(tmp_path, monkey
     LatentOmniModel.from_pretrained(tmp_path / "out")
 
 
-def test_quick_demo_runs_every_variant_and_writes_the_report(tmp_path, capsys):
+def test_quick_demo_runs_every_variant_and_writes_the_report(tmp_path, capsys, monkeypatch):
+    import latentomni.demo.run as run_mod
     from latentomni.cli import main
 
+    asked: list[str] = []
+    evaluate = run_mod.evaluate_samples
+
+    def spy(model, samples, *args, **kwargs):
+        asked.extend(s.meta["clip"] for s in samples)
+        return evaluate(model, samples, *args, **kwargs)
+
+    monkeypatch.setattr(run_mod, "evaluate_samples", spy)
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
+    assert asked and all(c.startswith("test-") for c in asked), "the demo's table never reads the validation split"
+    assert (out / "world" / "val.jsonl").stat().st_size > 0, "the world the sweep shares has its validation split"
     results = json.loads((out / "results.json").read_text())
     assert {"latent", "text_cot", "vanilla", "base (no post-training)"} <= results["variants"].keys()
     for row in results["variants"].values():

@@ -136,6 +136,7 @@ def test_quick_sweep_scores_on_validation_only_writes_the_table_and_resumes(tmp_
     table = (tmp_path / "demo" / "sweep" / "results.md").read_text()
     assert "| **latent-through** | committed | 2 |" in table, "the best latent run of its (base, budget) in bold"
     assert "| vanilla | committed | 2 |" in table and "(n=6)" in table
+    assert "- committed, 2 steps: latent-through " in table and "(no latents: vanilla " in table
     assert "| run | base | steps | val accuracy |" in capsys.readouterr().out
 
     trained: list[str] = []

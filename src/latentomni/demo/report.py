@@ -133,7 +133,9 @@ def render_sweep_table(results: dict) -> str:
     lines = [f"Validation split ({results['n_val']} questions of the training types on clips of neither the train "
              f"nor the test split); accuracy % [95% Wilson interval]; chance = {100 * results['chance']:.0f}%; "
              f"blind guess = {100 * guess['accuracy']:.1f}%. Diagnostics on {results['diagnostics_samples']} "
-             "validation samples with a cited window.", ""]
+             "validation samples with a cited window: own = the states decoding feeds back (teacher: anchors at "
+             "the slots); value = text loss, nats/token, after the block with the slots holding (a) the anchors, "
+             "(b) the own states, (c) another segment's anchors, (d) zeros.", ""]
     head = ["run", "base", "steps", "val accuracy", "parse fail", "blocks/answer", *(h for h, _ in DIAGNOSTIC_COLUMNS),
             "train s"]
     lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
@@ -150,6 +152,15 @@ def render_sweep_table(results: dict) -> str:
                      f"{100 * r['val']['parse_failure_rate']:.1f}%", f"{r['val']['mean_latent_blocks']:.2f}",
                      *diagnostic_cells(r.get("diagnostics")), f"{r['timings']['train_s']:.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Best latent run per base and budget (by validation accuracy; put its overrides into "
+                  "configs/demo/latent.yaml, then run `make demo` for the test split):", ""]
+    for (base, budget), group in groups.items():
+        latent = [r for r in group if r["latent_mode"]]
+        ref = [r for r in group if not r["latent_mode"]]
+        if latent:
+            vs = "; ".join(f"{r['label']} {_pct(r['val'])}" for r in ref)
+            lines.append(f"- {base}, {budget} steps: {latent[0]['label']} {_pct(latent[0]['val'])}"
+                         + (f" (no latents: {vs})" if vs else ""))
     lines += ["", "Overrides per run:", ""]
     lines += [f"- {r['label']} ({r['config']}): {', '.join(r['overrides']) or 'as configured'}"
               for r in dict((r["label"], r) for r in runs).values()]
