@@ -201,6 +201,19 @@ def test_engine_matches_one_process_and_round_trips(engine, world, single, tmp_p
     _assert_same_steps(_steps(split)[1:], _steps(single)[1:], 1, f"{engine}, resumed at step 1")
 
 
+def test_rollout_training_under_zero3_matches_one_process(world, tmp_path):
+    """``slot_inputs: rollout`` calls the language model many times inside one forward (the KV-cached
+    rollout, then the gradient pass); under ZeRO-3 each call gathers its parameters at the module hooks, and
+    the two steps must still be the single process's (same loss, grad-norm, terms)."""
+    rollout = ("--set", "latent.slot_inputs=rollout", "--set", "latent.attention_flow=through_latents")
+    one = _train(world, tmp_path / "one", None, *rollout, "--set", "training.save_steps=100")
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+    two = _train(world, tmp_path / "two", "zero3", *rollout, "--set", "training.save_steps=100",
+                 "--set", "training.per_device_train_batch_size=2")
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    _assert_same_steps(_steps(tmp_path / "two"), _steps(tmp_path / "one"), 2, "rollout, zero3, 2 processes x 2")
+
+
 def test_sharded_eval_equals_one_process(world, single, tmp_path):
     """``latentomni eval`` over two processes: the same rows as one process, no duplicate, none missing,
     and the same results.json."""

@@ -70,3 +70,21 @@ def test_rollout_of_a_batch_equals_each_sample_alone(model, clip_dir):
 def test_rollout_without_blocks_is_empty(model, clip_dir):
     batch = encode_batch(model, [make_sample("a")], clip_dir, variant="vanilla")
     assert model.rollout_slot_states(batch).shape == (0, model.config.text_config.hidden_size)
+
+
+def test_rollout_padded_to_more_blocks_gives_the_same_states(model, clip_dir):
+    """A process of a sharded run rolls out as many blocks as the busiest process (padding past its own):
+    its states do not change, and a batch without blocks still runs and returns none."""
+    from latentomni.model.generate import rollout
+
+    batch = encode_batch(model, _samples(), clip_dir)
+    with torch.no_grad():
+        embeds, _, _ = model.embed_prompt(batch)
+        positions = model.rope_positions(batch)
+        own = rollout(model, batch, embeds, positions)
+        padded = rollout(model, batch, embeds, positions, n_blocks=3)
+        plain = encode_batch(model, [make_sample("a")], clip_dir, variant="vanilla")
+        embeds, _, _ = model.embed_prompt(plain)
+        none = rollout(model, plain, embeds, model.rope_positions(plain), n_blocks=2)
+    assert torch.equal(own, padded)
+    assert none.shape == (0, own.shape[1])

@@ -196,7 +196,8 @@ def generate(model, batch: dict, cfg: GenerationConfig | None = None, logits_pro
 
 
 @torch.no_grad()
-def rollout(model, batch: dict, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+def rollout(model, batch: dict, embeds: torch.Tensor, positions: torch.Tensor,
+            n_blocks: int | None = None) -> torch.Tensor:
     """The latent states decoding feeds back at the slots of a teacher-forced sequence, as (n_slots, d) in
     the slot order of ``batch["slot_index"]`` (sample by sample, block by block, then k).
 
@@ -210,16 +211,18 @@ def rollout(model, batch: dict, embeds: torch.Tensor, positions: torch.Tensor) -
 
     ``embeds`` (B, L, d) are the sequence's input embeddings with media (:meth:`embed_prompt`) and
     ``positions`` (3, B, L) its rotary positions (:meth:`rope_positions`); slot positions in them are not read.
+    ``n_blocks``: run at least this many blocks (padding past the batch's own), so that every process of a
+    sharded run (ZeRO-3, FSDP gather parameters at each module call) calls the language model equally often.
     """
     ids, attn, slots = batch["input_ids"], batch["attention_mask"].bool(), batch["slot_index"]
     b, n, d = embeds.shape
     k_total = model.latent.num_latents
     first = slots == 0  # each block's slot 0, just after its trigger
     rows, cols = first.nonzero(as_tuple=True)  # row-major: sample by sample, block by block
-    if rows.numel() == 0:
-        return embeds.new_zeros(0, d)
     rank = first.long().cumsum(1)[rows, cols] - 1
-    n_blocks = int(rank.max()) + 1
+    n_blocks = max(int(rank.max()) + 1 if rank.numel() else 0, n_blocks or 0)
+    if n_blocks == 0:
+        return embeds.new_zeros(0, d)
     trigger = torch.full((b, n_blocks), -1, dtype=torch.long, device=ids.device)
     trigger[rows, rank] = cols - 1
     has = trigger >= 0  # (B, J): sample b has a block j

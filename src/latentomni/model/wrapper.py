@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalGeneration
@@ -225,10 +226,12 @@ class LatentOmniModel(nn.Module):
         fill = slot_inputs if slot_inputs is not None else (anchors.reshape(-1, anchors.shape[-1])
                                                             if anchors is not None else None)
         positions = self.rope_positions(batch)
-        if own_blocks is not None and bool(own_blocks.any()):
-            own = rollout(self, batch, embeds.detach(), positions)
+        n_rollout = self._rollout_blocks(batch, bool(own_blocks.any())) if own_blocks is not None else 0
+        if n_rollout:
+            own = rollout(self, batch, embeds.detach(), positions, n_blocks=n_rollout)
             use = own_blocks.to(own.device).repeat_interleave(self.latent.num_latents).unsqueeze(-1)
-            fill = own if fill is None else torch.where(use, own, fill.to(own.dtype))
+            if own.numel():
+                fill = own if fill is None else torch.where(use, own, fill.to(own.dtype))
         if fill is not None:
             embeds = embeds.masked_scatter(is_slot.unsqueeze(-1), fill.to(embeds.dtype))
         mask = attn
@@ -252,14 +255,26 @@ class LatentOmniModel(nn.Module):
     def own_slot_blocks(self, batch: dict) -> torch.Tensor | None:
         """The blocks whose slots hold the model's own states in the training pass (``latent.slot_inputs``):
         none for ``anchors`` (None), all for ``rollout``, each with probability :attr:`slot_own_probability`
-        for ``scheduled``."""
+        for ``scheduled`` ((n_blocks,) bool, empty for a batch without blocks)."""
         mode = self.latent.slot_inputs
         n = batch["block_owner"].numel() if "block_owner" in batch else 0
-        if mode == "anchors" or n == 0:
+        if mode == "anchors":
             return None
         if mode == "rollout":
             return torch.ones(n, dtype=torch.bool, device=self.device)
         return torch.rand(n, device=self.device) < float(self.slot_own_probability)
+
+    def _rollout_blocks(self, batch: dict, needed: bool) -> int:
+        """How many blocks the rollout runs: the batch's most blocks per sample when ``needed``, else 0. In a
+        multi-process training run, the maximum over processes: ZeRO-3 and FSDP gather parameters at every
+        module call, so every process must call the language model equally often (one all-reduce a step)."""
+        owner = batch.get("block_owner")
+        n = int(torch.bincount(owner).max()) if needed and owner is not None and owner.numel() else 0
+        if self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            count = torch.tensor([n], device=self.device)
+            dist.all_reduce(count, op=dist.ReduceOp.MAX)
+            n = int(count)
+        return n
 
     @staticmethod
     def loss_items(batch: dict) -> torch.Tensor:
