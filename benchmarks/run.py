@@ -4,6 +4,8 @@ Ratios, not absolute times, so the numbers mean the same on a laptop and in CI:
 
 * ``train_step_ratio``  full LatentOmni step (anchors, L_text + L_latent + L_sync, backward) divided by a
   plain cross-entropy step of the unmodified thinker over the identical token sequence (target <= 1.15).
+* ``train_step_ratio_rollout``  the same step with ``slot_inputs: rollout`` (each block's K states generated
+  without gradient as decoding generates them, then the one gradient pass) over the same plain step.
 * ``decode_ratio``      steps/s of decoding that contains a 40-latent block divided by steps/s of plain text
   decoding of equal length, both KV-cached (target >= 0.95).
 * ``batch8_speedup``    latent decoding throughput at batch 8 divided by batch 1 (target >= 4).
@@ -88,6 +90,13 @@ def bench_train(model, batch, repeats: int) -> dict:
         model.zero_grad(set_to_none=True)
         model(**batch).loss.backward()
 
+    def rollout_step():
+        model.latent.slot_inputs = "rollout"
+        try:
+            latent_step()
+        finally:
+            model.latent.slot_inputs = "anchors"
+
     plain_inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values_videos", "video_grid_thw",
                                           "video_second_per_grid", "input_features", "feature_attention_mask")}
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
@@ -100,13 +109,16 @@ def bench_train(model, batch, repeats: int) -> dict:
 
     for _ in range(2):
         latent_step()
+        rollout_step()
         plain_step()
-    lat, plain = [], []
-    for _ in range(repeats):  # interleave so drifts in machine load hit both alike
+    lat, roll, plain = [], [], []
+    for _ in range(repeats):  # interleave so drifts in machine load hit all alike
         lat.append(_median_time(latent_step, 1))
+        roll.append(_median_time(rollout_step, 1))
         plain.append(_median_time(plain_step, 1))
-    return {"train_step_ratio": statistics.median(lat) / statistics.median(plain),
-            "train_step_latent_s": statistics.median(lat), "train_step_plain_s": statistics.median(plain)}
+    t_lat, t_roll, t_plain = statistics.median(lat), statistics.median(roll), statistics.median(plain)
+    return {"train_step_ratio": t_lat / t_plain, "train_step_ratio_rollout": t_roll / t_plain,
+            "train_step_latent_s": t_lat, "train_step_rollout_s": t_roll, "train_step_plain_s": t_plain}
 
 
 def bench_decode(model, prompts, repeats: int, steps: int = 48) -> dict:
