@@ -38,7 +38,7 @@ def test_scheduled_training_logs_the_ramp(tmp_path, tiny_base_dir, clip_dir):
     cfg.write_text(f"""
 model: {{base: {tiny_base_dir}}}
 latent: {{num_latents: 8, num_visual: 6, num_audio: 2, slot_inputs: scheduled, slot_schedule_ramp: 0.5}}
-data: {{train_file: {data}, media: {{max_pixels: 3136}}, cache_encoded: true}}
+data: {{train_file: {data}, media: {{max_pixels: 3136}}, cache_encoded: true, allow_absolute_media: true}}
 training: {{output_dir: {tmp_path / 'out'}, max_steps: 4, per_device_train_batch_size: 2, learning_rate: 1.0e-3,
            logging_steps: 1, save_steps: 100, report_to: [], disable_tqdm: true, seed: 0}}
 """)

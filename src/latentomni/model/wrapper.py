@@ -3,7 +3,9 @@
 Nothing of transformers is copied or patched: the wrapper calls the thinker's own encoders
 (``get_video_features``, ``get_audio_features``), its ``get_rope_index`` and its text model, and owns only
 what the paper adds -- anchors at latent slots, OSPE positions, the controlled attention mask and the three
-losses -- in one single teacher-forced pass (Sec. 3.4).
+losses -- in one single teacher-forced pass (Sec. 3.4). With ``slot_inputs: rollout`` (or ``scheduled``) the
+slots of that pass hold the model's own states instead, generated beforehand without gradient by the decoding
+loop's own machinery (:func:`.generate.rollout`).
 """
 
 from __future__ import annotations
