@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from latentomni.data.collate import SampleEncoder, collate
+from latentomni.data.questions import prompt_sample
 from latentomni.data.schema import load_samples, write_samples
 from latentomni.data.world.perception import (
     _sample,
@@ -76,7 +77,6 @@ from latentomni.demo.encoders import (
     segment_per_time_step,
 )
 from latentomni.demo.grounding import BindingHeads, audio_binding_labels, named_audio_positions
-from latentomni.inference import prompt_sample
 from latentomni.model.wrapper import LatentOmniModel
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 # Every area that contributes sub-commands, in help order.
 AREAS = [
-    "latentomni.infer_cli",
+    "latentomni.inference.cli",
     "latentomni.train.cli",
     "latentomni.eval.cli",
     "latentomni.analysis.cli",

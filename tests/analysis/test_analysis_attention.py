@@ -145,7 +145,7 @@ def test_generation_attention_lines_up_with_the_teacher_forced_rows(tiny_base_di
     key_kinds/step_kinds, equal those read from the teacher-forced pass's attention at that position."""
     from latentomni.config import LatentConfig
     from latentomni.data.collate import MediaSettings, SampleEncoder, collate
-    from latentomni.inference import prompt_sample
+    from latentomni.data.questions import prompt_sample
     from latentomni.model.generate import GenerationConfig, generate
     from latentomni.model.wrapper import LatentOmniModel
 

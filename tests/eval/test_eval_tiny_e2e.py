@@ -13,7 +13,7 @@ import pytest
 from latentomni import cli
 from latentomni.data.render import render_av, tone, write_wav
 from latentomni.eval.benchmarks import BENCHMARKS
-from latentomni.inference import LatentOmniPredictor
+from latentomni.inference.predictor import LatentOmniPredictor
 
 OPTIONS = ["A. red", "B. blue", "C. green", "D. yellow"]
 
@@ -146,7 +146,7 @@ def test_eval_all_benchmarks_on_the_tiny_model_then_compare(ckpt, tmp_path, monk
 
 
 def _questions(video, n: int):
-    from latentomni.eval.items import EvalItem
+    from latentomni.data.questions import EvalItem
 
     return [EvalItem(benchmark="t", qid=f"q{i}", question=f"Which colour comes {i}?", options=OPTIONS, answer="A",
                      video=video, audio=None, use_audio=True) for i in range(n)]

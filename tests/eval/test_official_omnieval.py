@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 
 import latentomni.eval.omnieval as omnieval
+from latentomni.data.questions import ANSWER_INSTRUCTION
 from latentomni.eval.answer import parse_choice
-from latentomni.eval.items import ANSWER_INSTRUCTION
 from latentomni.eval.omnieval import split_prompt
 
 OPTIONS = ["A. red", "B. blue", "C. green", "D. yellow"]
@@ -77,7 +77,7 @@ def test_wrapper_asks_in_the_project_form_and_returns_the_parsed_letter(wrapper,
     prompts = []
 
     def reply(items):
-        from latentomni.eval.items import render_question
+        from latentomni.data.questions import render_question
 
         prompts.append(render_question(items[0]))
         return [{"reply": "A blue square is on screen then. \\boxed{B}"}]

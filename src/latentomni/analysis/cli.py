@@ -85,7 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def attention_command(args: argparse.Namespace) -> int:
     from latentomni.data.media import MediaError
     from latentomni.eval.annotations import AnnotationError
-    from latentomni.eval.cli import UnknownSettingError, predictor_settings
+    from latentomni.inference.settings import UnknownSettingError, predictor_settings
 
     error = _check_args(args)
     if error:
@@ -128,8 +128,8 @@ def _predictor(model: str, settings: dict[str, Any], force_latent: int | None = 
     a forced block needs latent decoding to have anything to show, and a base model is exactly what
     --force-latent is for."""
     from latentomni.config import LatentConfig
-    from latentomni.eval.cli import check_settings
-    from latentomni.inference import LatentOmniPredictor
+    from latentomni.inference.predictor import LatentOmniPredictor
+    from latentomni.inference.settings import check_settings
 
     check_settings(LatentOmniPredictor, settings)
     pred = LatentOmniPredictor(model, **{**settings, "attn_implementation": "eager"})
@@ -165,7 +165,7 @@ def _run_settings(pred, args: argparse.Namespace, latent_mode_forced: bool) -> d
 def _single(args: argparse.Namespace, settings: dict[str, Any], layers: int | None) -> int:
     from latentomni.analysis.attention import STEP_GROUPS, trace_attention
     from latentomni.analysis.heatmaps import write_heatmaps
-    from latentomni.eval.items import EvalItem, render_question
+    from latentomni.data.questions import EvalItem, render_question
 
     question = args.question
     if args.options:
@@ -221,8 +221,8 @@ def _benchmark(args: argparse.Namespace, settings: dict[str, Any], layers: int |
     from latentomni.analysis.attention import STEP_GROUPS, aggregate, trace_attention
     from latentomni.analysis.charts import plot_task_ratios
     from latentomni.data.media import MediaError
+    from latentomni.data.questions import LABEL_SEP, render_question
     from latentomni.eval.benchmarks import get_benchmark
-    from latentomni.eval.items import LABEL_SEP, render_question
     from latentomni.eval.scoring import judge
 
     bench = get_benchmark(args.benchmark)

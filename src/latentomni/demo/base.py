@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..data.collate import MediaSettings, SampleEncoder, collate
+from ..data.questions import prompt_sample
 from ..data.schema import load_samples, write_samples
 from ..data.world import generate_world
 from ..data.world.generate import media_path
@@ -42,7 +43,6 @@ from ..data.world.perception import (
     option_copy_sample,
 )
 from ..data.world.scene import audio_phrase, clip_from_record, visual_phrase
-from ..inference import prompt_sample
 from ..model.generate import GenerationConfig, generate
 from ..model.tiny import build_tiny_base
 from .encoders import pretrain_encoders

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from latentomni.data.paths import MediaPathError, contain
-from latentomni.eval.items import LABEL_SEP
+from latentomni.data.questions import LABEL_SEP
 
 LIST_KEYS = ("data", "questions", "annotations", "items", "records", "samples", "test")
 

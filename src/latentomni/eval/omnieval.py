@@ -11,11 +11,11 @@ the returned string with its own extractor. Point it at this module::
         --model-path runs/my_run/checkpoint --data-path /data/LVOmniBench/data.json \\
         --video-dir /data/LVOmniBench/videos
 
-The wrapper is built on :class:`latentomni.inference.LatentOmniPredictor` and asks each question the way
+The wrapper is built on :class:`latentomni.inference.predictor.LatentOmniPredictor` and asks each question the way
 ``latentomni eval`` does, so the two harnesses see the same replies:
 
 * OmniEval's prompt ("Question: ...", "Options:", one option a line, then "Directly provide the letter...")
-  is split into question and options and rendered with ``eval.items.render_question``: the project's answer
+  is split into question and options and rendered with ``data.questions.render_question``: the project's answer
   instruction (reason, then ``\\boxed{}``) replaces OmniEval's, since that is the form the model was
   trained to answer in. A prompt without options (``sanity_check.py``'s "What is happening in this
   video?") is asked as it is and the reply returned as it is.
@@ -41,9 +41,9 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from latentomni.data.questions import EvalItem
 from latentomni.eval.annotations import AnnotationError, Record, normalise_options
 from latentomni.eval.answer import parse_choice
-from latentomni.eval.items import EvalItem
 
 _PROMPT = re.compile(r"^\s*Question:\s*(?P<question>.*?)\n\s*Options:\s*\n(?P<options>.*?)(?:\n\s*\n.*)?$", re.DOTALL)
 
@@ -81,7 +81,7 @@ class LatentOmniWrapper:
 
     def load_model(self) -> None:
         """Load the checkpoint on ``primary_device`` (one GPU per OmniEval worker; CPU without one)."""
-        from latentomni.inference import LatentOmniPredictor
+        from latentomni.inference.predictor import LatentOmniPredictor
 
         self.predictor = LatentOmniPredictor(self.model_path, device=self.primary_device, **self.settings)
         self.logger.info("LatentOmni %s loaded on %s", self.model_path, self.primary_device)

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from latentomni import __version__
+from latentomni.data.questions import EvalItem, Predictor
 from latentomni.eval.benchmarks import Benchmark, get_benchmark
-from latentomni.eval.items import EvalItem, Predictor
 from latentomni.eval.scoring import judge, score
 
 log = logging.getLogger(__name__)

@@ -364,6 +364,13 @@ class LatentOmniModel(nn.Module):
         return {"loss_text": text, "loss_latent": lat}
 
 
+def resolve_dtype(name: str) -> torch.dtype | None:
+    """A config's dtype name as torch dtype; ``auto`` is bf16 where the GPU has it, else the checkpoint's own."""
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
 def fold_lora(state: dict[str, torch.Tensor], thinker: nn.Module) -> dict[str, torch.Tensor] | None:
     """``state`` (thinker keys) with LoRA folded into the base weights (W + scale * B A) and peft's names
     undone; ``state`` itself when the thinker has no LoRA layer.

@@ -17,8 +17,7 @@ from transformers import Qwen2_5OmniThinkerForConditionalGeneration, Trainer, Tr
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.collate import SampleEncoder
-from ..inference import resolve_dtype
-from ..model.wrapper import CONFIG_NAME, LOSS_ITEMS, PARAMS_NAME, LatentOmniModel
+from ..model.wrapper import CONFIG_NAME, LOSS_ITEMS, PARAMS_NAME, LatentOmniModel, resolve_dtype
 from .config import TrainConfig
 from .data import Collator, LatentDataset
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from latentomni.eval.items import EvalItem
+from latentomni.data.questions import EvalItem
 
 
 class Loader(Protocol):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from latentomni.data.questions import EvalItem
 from latentomni.eval.annotations import (
     QidAllocator,
     Record,
@@ -32,7 +33,6 @@ from latentomni.eval.annotations import (
     parse_seconds,
 )
 from latentomni.eval.benchmarks.base import Benchmark, Breakdown
-from latentomni.eval.items import EvalItem
 
 NAME = "daily_omni"
 TYPES = (

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from latentomni.data.questions import EvalItem
 from latentomni.eval.annotations import (
     QidAllocator,
     check_unique_qids,
@@ -34,7 +35,6 @@ from latentomni.eval.annotations import (
     normalise_options,
 )
 from latentomni.eval.benchmarks.base import Benchmark, Breakdown
-from latentomni.eval.items import EvalItem
 
 NAME = "lvomnibench"
 

@@ -30,6 +30,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from latentomni.data.questions import EvalItem
 from latentomni.eval.annotations import (
     AnnotationError,
     QidAllocator,
@@ -42,7 +43,6 @@ from latentomni.eval.annotations import (
     parse_seconds,
 )
 from latentomni.eval.benchmarks.base import Benchmark, Breakdown
-from latentomni.eval.items import EvalItem
 
 log = logging.getLogger(__name__)
 

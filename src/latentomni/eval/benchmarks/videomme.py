@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from latentomni.data.questions import EvalItem
 from latentomni.eval.annotations import (
     Record,
     check_unique_qids,
@@ -36,7 +37,6 @@ from latentomni.eval.annotations import (
     normalise_options,
 )
 from latentomni.eval.benchmarks.base import Benchmark, Breakdown
-from latentomni.eval.items import EvalItem
 from latentomni.eval.official import videomme_official
 
 NAME = "videomme"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from latentomni.data.questions import EvalItem
 from latentomni.eval.annotations import (
     QidAllocator,
     Record,
@@ -38,7 +39,6 @@ from latentomni.eval.annotations import (
     parse_seconds,
 )
 from latentomni.eval.benchmarks.base import Benchmark, Breakdown
-from latentomni.eval.items import EvalItem
 
 NAME = "worldsense"
 DURATIONS = ("<1min", "1-2min", "2-4min", "4-6min", "6-8min", ">8min")

@@ -1,6 +1,6 @@
 """``latentomni infer``: answer one question about a video (and/or audio) with latent reasoning.
 
-The command lives apart from :mod:`latentomni.inference` (the predictor) because that module imports
+The command lives apart from :mod:`latentomni.inference.predictor` because that module imports
 torch at the top; registering the command must not, so that ``latentomni --help`` stays fast.
 """
 
@@ -35,10 +35,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _infer(args: argparse.Namespace) -> int:
+    from ..data.questions import ANSWER_INSTRUCTION
     from .data.media import MediaError
     from .eval.answer import extract_choice
-    from .eval.items import ANSWER_INSTRUCTION
-    from .inference import LatentOmniPredictor
+    from .predictor import LatentOmniPredictor
 
     if args.video is None and args.audio is None:
         print("error: give --video and/or --audio", file=sys.stderr)

@@ -1,5 +1,5 @@
 """Running a trained LatentOmni model: the predictor the evaluator and ``latentomni infer``
-(:mod:`latentomni.infer_cli`) use.
+(:mod:`latentomni.inference.cli`) use.
 
 Decoding is greedy by default. The Qwen-Omni thinker's own generation config samples, which makes two runs
 of the same benchmark disagree; every setting that changes a reply is in :meth:`LatentOmniPredictor.settings`
@@ -13,35 +13,14 @@ from typing import Any
 
 import torch
 
-from .data.collate import MediaSettings, SampleEncoder, batch_to, collate
-from .data.media import MediaError
-from .data.schema import TrainingSample
-from .model.generate import GenerationConfig, GenerationOutput, generate
-
-
-def prompt_sample(question: str, video: str | Path | None = None, audio: str | Path | None = None,
-                  sample_id: str = "prompt") -> TrainingSample:
-    """A prompt-only sample (its assistant turn is empty and never encoded)."""
-    parts: list[dict] = []
-    if video is not None:
-        parts.append({"type": "video", "video": str(video)})
-    if audio is not None:
-        parts.append({"type": "audio", "audio": str(audio)})
-    parts.append({"type": "text", "text": question})
-    return TrainingSample.model_validate({
-        "id": sample_id, "answer": "-",
-        "messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": []}],
-    })
-
-
-def resolve_dtype(name: str) -> torch.dtype | None:
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else None
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+from ..data.collate import MediaSettings, SampleEncoder, batch_to, collate
+from ..data.media import MediaError
+from ..data.questions import prompt_sample, render_question
+from ..model.generate import GenerationConfig, GenerationOutput, generate
 
 
 class LatentOmniPredictor:
-    """Answers evaluation items (``latentomni.eval.items.EvalItem``) with latent-aware generation.
+    """Answers evaluation items (``latentomni.data.questions.EvalItem``) with latent-aware generation.
 
     Benchmarks ask several questions about one clip, and decoding plus feature extraction costs more than
     answering; processed media are therefore kept in the encoder's own LRU (``SampleEncoder``'s
@@ -57,7 +36,7 @@ class LatentOmniPredictor:
                  max_latent_blocks: int = 4, attention_flow: str | None = None, dtype: str = "auto",
                  device: str = "auto", attn_implementation: str | None = None, media_cache_size: int = 4,
                  max_audio_seconds: float | None = None):
-        from .model.wrapper import LatentOmniModel
+        from ..model.wrapper import LatentOmniModel, resolve_dtype
 
         overrides = {"attention_flow": attention_flow} if attention_flow else {}
         self.model = LatentOmniModel.from_pretrained(model_dir, dtype=resolve_dtype(dtype),
@@ -124,8 +103,6 @@ class LatentOmniPredictor:
         return generate(self.model, batch, cfg or self.gen)
 
     def predict(self, items: list) -> list[dict[str, Any]]:
-        from .eval.items import render_question
-
         results: list[dict[str, Any] | None] = [None] * len(items)
         groups: dict[bool, list[tuple[int, Any, str | None]]] = {}
         for i, item in enumerate(items):

@@ -1,9 +1,12 @@
-"""What every benchmark adapter produces and what every predictor consumes.
+"""A multiple-choice question about media: what every benchmark adapter produces, what every predictor
+consumes, and the prompt both sides render from it.
 
-The evaluation harness never touches the model: it turns a benchmark's annotation file into ``EvalItem``s,
-hands them to a ``Predictor`` in batches and scores the replies. ``latentomni.inference.LatentOmniPredictor``
-is the real predictor; tests use a scripted one. Keeping this module free of model imports is what lets the
-harness (loading, resuming, scoring, comparing) be tested in seconds on a CPU.
+It sits in the data layer so that inference (which answers questions) and evaluation (which loads and scores
+them) both reach it from below. The evaluation harness never touches the model: it turns a benchmark's
+annotation file into ``EvalItem``s, hands them to a ``Predictor`` in batches and scores the replies.
+``latentomni.inference.predictor.LatentOmniPredictor`` is the real predictor; tests use a scripted one.
+Keeping this module free of model imports is what lets the harness (loading, resuming, scoring, comparing)
+be tested in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from .schema import TrainingSample
 
 # A meta value that names several labels (WorldSense tags a question with every audio class it hears)
 # joins them with this separator; a breakdown counts such an item once in each of its groups.
@@ -72,3 +77,18 @@ def render_question(item: EvalItem) -> str:
     """
     lines = [item.question.strip(), *item.options, ANSWER_INSTRUCTION]
     return "\n".join(lines)
+
+
+def prompt_sample(question: str, video: str | Path | None = None, audio: str | Path | None = None,
+                  sample_id: str = "prompt") -> TrainingSample:
+    """A prompt-only sample (its assistant turn is empty and never encoded)."""
+    parts: list[dict] = []
+    if video is not None:
+        parts.append({"type": "video", "video": str(video)})
+    if audio is not None:
+        parts.append({"type": "audio", "audio": str(audio)})
+    parts.append({"type": "text", "text": question})
+    return TrainingSample.model_validate({
+        "id": sample_id, "answer": "-",
+        "messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": []}],
+    })
