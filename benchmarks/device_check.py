@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     from latentomni.data.world import generate_world
     from latentomni.eval.samples import evaluate_samples, summarize
     from latentomni.model.generate import GenerationConfig, generate
-    from latentomni.model.tiny import build_tiny_base
     from latentomni.model.wrapper import LatentOmniModel
+    from latentomni.testing.tiny import build_tiny_base
     from latentomni.train.config import TrainConfig
     from latentomni.train.trainer import train
 

@@ -45,8 +45,8 @@ def _setup(workdir: Path, device: str = "cpu", **sizes: int):
     from latentomni.data.collate import MediaSettings, SampleEncoder, batch_to, collate
     from latentomni.data.render import render_av, tone
     from latentomni.data.schema import parse_sample
-    from latentomni.model.tiny import build_tiny_base
     from latentomni.model.wrapper import LatentOmniModel
+    from latentomni.testing.tiny import build_tiny_base
 
     rng = np.random.default_rng(0)
     frames = (rng.random((16, 56, 56, 3)) * 255).astype(np.uint8)

@@ -9,7 +9,7 @@ machine with fewer than two free cores the two still compete for CPU, which show
 the efficiency that cost alone would allow on a free core (``cpu_bound_efficiency``).
 
 ``synth_vllm_efficiency`` = requests/s of the same QA stage against a real vLLM server (the tiny
-model of ``latentomni.synth.vllm_server``, schema-constrained by xgrammar) at concurrency 32, divided by
+model of ``latentomni.testing.vllm_server``, schema-constrained by xgrammar) at concurrency 32, divided by
 requests/s of a bare ``AsyncOpenAI`` loop posting the identical rendered request bodies to the same
 server in the same run (target >= 0.9). Needs the vLLM venv of ``make test-vllm``; without it the
 function raises and ``make bench`` records the error.
@@ -84,7 +84,7 @@ def synth_efficiency(n_requests: int = 1280) -> dict:
     """Measure the QA stage at concurrency 64 against a 100 ms-latency server; see the module docstring."""
     from latentomni.synth.config import load_config
     from latentomni.synth.pipeline import run_stages
-    from latentomni.synth.testing import CannedResponder, FakeChatServer
+    from latentomni.testing.chat_server import CannedResponder, FakeChatServer
 
     responder = CannedResponder([("OpenQAReply", OPEN), ("MCQReply", MCQ)], delay_s=LATENCY_S)
     with tempfile.TemporaryDirectory() as tmp, FakeChatServer.in_subprocess(responder, idle_timeout_s=120) as server:
@@ -182,7 +182,7 @@ def synth_vllm_efficiency(n_requests: int = 256, repeats: int = 5) -> dict:
 
     from latentomni.synth.config import load_config
     from latentomni.synth.pipeline import run_stages
-    from latentomni.synth.vllm_server import VLLMServer, build_tiny_chat_model, vllm_python
+    from latentomni.testing.vllm_server import VLLMServer, build_tiny_chat_model, vllm_python
 
     venv = ROOT / ".venv-vllm"
     python = vllm_python(venv)  # raises with the command that creates it

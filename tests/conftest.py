@@ -12,7 +12,7 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="session")
 def tiny_base_dir(tmp_path_factory):
-    from latentomni.model.tiny import build_tiny_base
+    from latentomni.testing.tiny import build_tiny_base
 
     out = tmp_path_factory.mktemp("tiny_base")
     build_tiny_base(out, seed=0)

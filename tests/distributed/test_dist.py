@@ -92,7 +92,7 @@ def _assert_same_steps(got: list[dict], want: list[dict], n: int, label: str) ->
 def world(tmp_path_factory) -> dict:
     """The tiny base, two rendered clips and four samples whose replies differ in length (so a
     per-process mean would weight them differently from the global batch)."""
-    from latentomni.model.tiny import build_tiny_base
+    from latentomni.testing.tiny import build_tiny_base
 
     root = tmp_path_factory.mktemp("dist")
     build_tiny_base(root / "base", seed=0)

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from latentomni.data.render import render_av, tone
-from latentomni.synth.testing import ScriptedReply, request_text, schema_name
+from latentomni.testing.chat_server import ScriptedReply, request_text, schema_name
 
 COLOURS = ["crimson", "azure", "amber", "violet", "olive", "ivory", "teal", "coral", "indigo"]
 NO_AUDIO = "olive"

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from latentomni.synth import cli
-from latentomni.synth.testing import FakeChatServer, ScriptedReply
+from latentomni.testing.chat_server import FakeChatServer, ScriptedReply
 
 from .conftest import write_captions, write_config
 

@@ -12,7 +12,7 @@ from latentomni.synth.cache import ResponseCache
 from latentomni.synth.client import Call, ItemDropped, LLMClient, SynthError, audio_part, cache_key, video_part
 from latentomni.synth.config import EndpointConfig, LLMCallConfig, RetryConfig, SamplingConfig
 from latentomni.synth.replies import CaptionReply, FusionReply, OpenQAReply, RefineReply
-from latentomni.synth.testing import FakeChatServer, ScriptedReply
+from latentomni.testing.chat_server import FakeChatServer, ScriptedReply
 
 GOOD = json.dumps({"question": "Which object rings when the ball lands?", "answer": "the bell",
                    "reasoning_type": "causal"})

@@ -35,7 +35,7 @@ EXPECTED_IO = {  # stage: (in, out)
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, media_dir):
     """Run every stage once (module scope: the assertions below share one run)."""
-    from latentomni.synth.testing import FakeChatServer
+    from latentomni.testing.chat_server import FakeChatServer
 
     from .conftest import ScriptedLLM
 

@@ -14,7 +14,7 @@ from latentomni.synth.client import cache_key
 from latentomni.synth.config import load_config
 from latentomni.synth.pipeline import run_stages
 from latentomni.synth.store import StageStore
-from latentomni.synth.testing import CannedResponder, FakeChatServer, ScriptedReply
+from latentomni.testing.chat_server import CannedResponder, FakeChatServer, ScriptedReply
 
 from .conftest import caption_record, write_config
 

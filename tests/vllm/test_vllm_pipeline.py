@@ -1,7 +1,7 @@
 """``make test-vllm``: ``latentomni synth all`` against a real vLLM server started here (issue #7).
 
 The server runs from its own venv (``scripts/vllm_env.sh``) with a tiny chat model built on the spot
-(:mod:`latentomni.synth.vllm_server`), reached under two base URLs so the round-robin runs. Every text
+(:mod:`latentomni.testing.vllm_server`), reached under two base URLs so the round-robin runs. Every text
 call of the pipeline goes to vLLM with its reply schema in ``response_format`` (xgrammar). The media
 calls of the captions stage go to a scripted stand-in captioner, since the tiny model reads no video;
 what vLLM itself says to media parts is checked separately: a recorded drop, not a crash.
@@ -27,8 +27,8 @@ import yaml
 from latentomni.data.render import render_av, tone
 from latentomni.synth.card import DROP_REASONS, STAGE_ORDER
 from latentomni.synth.store import StageStore
-from latentomni.synth.testing import FakeChatServer, ScriptedReply
-from latentomni.synth.vllm_server import STAND_IN_CAPTIONS, VLLMServer, build_tiny_chat_model, vllm_python
+from latentomni.testing.chat_server import FakeChatServer, ScriptedReply
+from latentomni.testing.vllm_server import STAND_IN_CAPTIONS, VLLMServer, build_tiny_chat_model, vllm_python
 
 pytestmark = pytest.mark.vllm
 

@@ -44,7 +44,7 @@ from ..data.world.perception import (
 )
 from ..data.world.scene import audio_phrase, clip_from_record, visual_phrase
 from ..model.generate import GenerationConfig, generate
-from ..model.tiny import build_tiny_base
+from ..testing.tiny import build_tiny_base
 from .encoders import pretrain_encoders
 
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "tiny-base"

@@ -20,8 +20,9 @@ Module map::
     stages/        one module per stage
     pipeline.py    run stages, dry run
     cli.py         the ``synth`` sub-commands
-    testing.py     a scripted OpenAI-compatible server for tests and benchmarks
-    vllm_server.py a real vLLM server with a tiny taught model, for `make test-vllm` and the benchmark
+
+Its test machinery (a scripted chat server, a vLLM server with a tiny taught model) is in
+:mod:`latentomni.testing`.
 
 Names below are imported lazily so that ``import latentomni.synth.cli`` does not load openai or PyAV.
 """

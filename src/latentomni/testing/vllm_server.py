@@ -1,7 +1,7 @@
 """A real vLLM server on loopback with a tiny chat model: what ``make test-vllm`` and the
 ``synth_vllm_efficiency`` benchmark run the pipeline against (issue #7).
 
-The fake server of :mod:`latentomni.synth.testing` proves the pipeline against the failure modes we
+The fake server of :mod:`latentomni.testing.chat_server` proves the pipeline against the failure modes we
 can script; this module proves it against the server production runs use: vLLM's OpenAI-compatible
 API, its chat template handling, its structured-outputs backend (xgrammar) and its error bodies.
 
@@ -20,7 +20,7 @@ Three pieces, each usable alone:
 * :func:`vllm_python` -- where the vLLM venv's interpreter is expected, with a message saying how to
   make it when it is missing.
 
-    python -m latentomni.synth.vllm_server [VENV]   # build the model, serve it until Ctrl-C
+    python -m latentomni.testing.vllm_server [VENV]   # build the model, serve it until Ctrl-C
 """
 
 from __future__ import annotations

@@ -265,7 +265,7 @@ def _completion_body(model: str, reply: ScriptedReply, n: int) -> bytes:
 class SubprocessServer:
     """A :class:`FakeChatServer` with a :class:`CannedResponder` in a child Python process.
 
-    The child is ``python -m latentomni.synth.testing`` (not ``multiprocessing``, which would re-import
+    The child is ``python -m latentomni.testing.chat_server`` (not ``multiprocessing``, which would re-import
     the caller's ``__main__``). It reads its responder as JSON on stdin, prints its port, and serves
     until its stdin closes -- so it also stops when the parent dies.
     """
@@ -277,7 +277,7 @@ class SubprocessServer:
         self.port: int | None = None
 
     def __enter__(self) -> SubprocessServer:
-        self._proc = subprocess.Popen([sys.executable, "-m", "latentomni.synth.testing"], stdin=subprocess.PIPE,
+        self._proc = subprocess.Popen([sys.executable, "-m", "latentomni.testing.chat_server"], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, text=True)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._proc.stdin.write(self._spec + "\n")
