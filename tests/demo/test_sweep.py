@@ -13,7 +13,9 @@ from latentomni.demo.base import ASSET_DIR
 from latentomni.demo.run import DemoSettings
 from latentomni.demo.sweep import DEFAULT_SPEC, SweepSpecError, load_spec, plan, run_sweep
 
-CONFIGS = DEFAULT_SPEC.parent
+# The repository's demo configs, found from this file: a test that changes the working directory still reads them
+# (the demo's default, configs/demo, is relative to the working directory).
+CONFIGS = Path(__file__).resolve().parents[2] / DEFAULT_SPEC.parent
 
 
 def _spec(tmp_path: Path, text: str) -> Path:
@@ -23,11 +25,11 @@ def _spec(tmp_path: Path, text: str) -> Path:
 
 
 def _plan(path: Path, out: Path) -> list:
-    return plan(load_spec(path), DemoSettings(out=out), path)
+    return plan(load_spec(path), DemoSettings(out=out, config_dir=CONFIGS), path)
 
 
 def test_default_spec_plans_every_switch_of_issue_17_from_the_committed_base(tmp_path):
-    runs = _plan(DEFAULT_SPEC, tmp_path)
+    runs = _plan(CONFIGS / DEFAULT_SPEC.name, tmp_path)
     assert {p.base for p in runs} == {"committed"} and {p.budget for p in runs} == {240}
     assert {p.base_path for p in runs} == {ASSET_DIR}
     assert len(runs) == 11 and runs[0].config == "vanilla" and runs[1].overrides == ()

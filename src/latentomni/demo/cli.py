@@ -26,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--quick", action="store_true", help="a <= 3-minute smoke run of the same code path")
     d.add_argument("--ablations", action="store_true", help="also train the Table 4 ablations")
     d.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the committed tiny base)")
-    d.add_argument("--configs", type=Path, default=None, help="folder of demo configs (default: configs/demo)")
+    d.add_argument("--configs", type=Path, default=None,
+                   help="folder of demo configs (default: configs/demo under the working directory)")
     d.add_argument("--max-steps", type=int, default=None, help="training steps per variant (default: configs)")
     d.add_argument("--n-train-clips", type=int, default=None)
     d.add_argument("--n-test-clips", type=int, default=None)
@@ -58,7 +59,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import logging
 
-    from .run import DemoSettings, run_demo
+    from .run import DemoSettings, missing_config, run_demo
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.sweep is not None and (args.max_steps is not None or args.ablations):
@@ -72,11 +73,14 @@ def _demo(args: argparse.Namespace) -> int:
     if args.configs is not None:
         kw["config_dir"] = args.configs
     settings = DemoSettings.quick(**kw) if args.quick else DemoSettings(**kw)
+    if not settings.config_dir.is_dir():  # before the world is generated: a wrong folder costs nothing
+        print(f"latentomni demo: {missing_config(settings.config_dir, settings.config_dir)}")
+        return 2
     if args.sweep is not None:
-        from .sweep import DEFAULT_SPEC, SweepSpecError, run_sweep
+        from .sweep import SweepSpecError, run_sweep
 
         try:
-            run_sweep(settings, Path(args.sweep) if args.sweep else DEFAULT_SPEC)
+            run_sweep(settings, Path(args.sweep) if args.sweep else settings.config_dir / "sweep.yaml")
         except SweepSpecError as e:
             print(f"latentomni demo --sweep: {e}")
             return 2

@@ -36,7 +36,10 @@ from ..model.generate import GenerationConfig
 from .base import ASSET_DIR
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "demo"
+# The demo's YAMLs sit in the repository's configs/demo/, beside the 7B recipe's configs, and are read relative to
+# the working directory (`make demo` runs from the repository root) or from --configs: not from the package's
+# location, which in an installed wheel has no configs/ above it.
+CONFIG_DIR = Path("configs") / "demo"
 VARIANTS = ("latent", "text_cot", "vanilla")
 ABLATIONS = ("ablation_no_audio_latents", "ablation_no_visual_latents", "ablation_no_ospe",
              "ablation_no_latent_loss", "ablation_no_sync_loss")
@@ -96,12 +99,22 @@ class HeldOutCurve(TrainerCallback):
             self.measure(model, state.global_step)
 
 
+def missing_config(config_dir: Path, path: Path) -> str:
+    """The one-line error for a demo config that is not there: a relative folder names the working directory it
+    was looked up in, so running from outside the repository says so instead of naming a bare path."""
+    where = f" under the working directory {Path.cwd()}" if not config_dir.is_absolute() else ""
+    if not config_dir.is_dir():
+        return (f"demo configs: no folder {config_dir}{where}; run the demo from the repository root (as "
+                f"`make demo` does) or pass --configs DIR (the YAMLs are in the repository's configs/demo/)")
+    return f"demo configs: {path}{where} not found; --configs {config_dir} must hold every config the demo trains"
+
+
 def _config(settings: DemoSettings, name: str, world_dir: Path):
     from ..train.config import load_config
 
     path = settings.config_dir / f"{name}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run the demo from a source checkout, or pass --configs DIR")
+        raise FileNotFoundError(missing_config(settings.config_dir, path))
     over = [f"model.base={settings.base}", f"data.train_file={world_dir / 'train.jsonl'}",
             f"training.output_dir={settings.out / 'variants' / name}", f"training.seed={settings.seed}",
             "training.report_to=[tensorboard]", "training.save_steps=100000", *settings.overrides]
