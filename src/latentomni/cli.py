@@ -122,7 +122,8 @@ def _fields_at(model: Any, loc: Sequence[Any]) -> list[str]:
         model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
         if model is None:
             return []
-    return list(getattr(model, "model_fields", {}))
+    known = getattr(model, "known_fields", None)  # a section that passes other keys through names them too
+    return list(known()) if callable(known) else list(getattr(model, "model_fields", {}))
 
 
 def validation_error_line(source: str, error: Any, model: Any = None) -> str:

@@ -220,8 +220,6 @@ class SampleEncoder:
         slots = [-1] * len(ids)
         windows: list[tuple[float, float]] = []
         if not for_generation:
-            if variant == "latent" and not self.latent.latent_mode:
-                raise ValueError("variant 'latent' needs latent_mode: true in the latent config")
             for part in apply_variant(sample, variant):
                 if isinstance(part, TextPart):
                     piece = tok(part.text, add_special_tokens=False)["input_ids"]
@@ -229,6 +227,9 @@ class SampleEncoder:
                     labels += piece
                     slots += [-1] * len(piece)
                 else:
+                    if not self.latent.latent_mode:  # a train config cannot get here (its variant sets the mode)
+                        raise ValueError(f"sample {sample.id}: variant 'latent' writes latent blocks, but this "
+                                         "encoder's model has latent_mode off; encode it as text_cot or vanilla")
                     windows.append(self._check_window(part, tensors, sample))
                     k = self.latent.num_latents
                     ids += [self.ids.start] + [self.ids.slot] * k + [self.ids.end]

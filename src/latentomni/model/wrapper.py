@@ -48,6 +48,11 @@ class LatentOmniOutput:
 
 
 class LatentOmniModel(nn.Module):
+    # The training variant that made these weights (``latent``, ``text_cot``, ``vanilla``), saved in
+    # latentomni.json so a checkpoint says what it is; None where unknown (a model built from a plain base, or a
+    # checkpoint written before the variant was recorded).
+    variant: str | None = None
+
     def __init__(self, thinker: Qwen2_5OmniThinkerForConditionalGeneration, processor: Qwen2_5OmniProcessor,
                  latent: LatentConfig, token_ids: LatentTokenIds):
         super().__init__()
@@ -92,6 +97,7 @@ class LatentOmniModel(nn.Module):
         thinker = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(str(path), **kwargs)
         processor = Qwen2_5OmniProcessor.from_pretrained(str(path))
         model = cls(thinker, processor, latent, LatentTokenIds.from_tokenizer(processor.tokenizer))
+        model.variant = meta.get("variant")  # absent in checkpoints from before it was saved
         if (path / PARAMS_NAME).is_file():
             params = load_file(str(path / PARAMS_NAME))
             model.log_temperature.data.copy_(params["log_temperature"].reshape(1))
@@ -111,7 +117,8 @@ class LatentOmniModel(nn.Module):
         thinker_state = {k.removeprefix("thinker."): v for k, v in state.items() if k.startswith("thinker.")}
         self.thinker.save_pretrained(str(path), state_dict=fold_lora(thinker_state, self.thinker))
         self.processor.save_pretrained(str(path))
-        meta = {"latent": self.latent.model_dump(), "token_ids": vars(self.token_ids), "format": 1}
+        meta = {"latent": self.latent.model_dump(), "variant": self.variant, "token_ids": vars(self.token_ids),
+                "format": 1}
         (path / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
         log_tau = state.get("log_temperature", self.log_temperature).detach().cpu().float().reshape(())
         save_file({"log_temperature": log_tau}, str(path / PARAMS_NAME))

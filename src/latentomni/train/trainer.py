@@ -211,8 +211,8 @@ def load_weights(model: LatentOmniModel, ckpt: str | Path) -> None:
 
 
 def build_model(cfg: TrainConfig) -> LatentOmniModel:
-    """The model a config describes: from a LatentOmni checkpoint (its latent settings replaced by the
-    config's) or from a plain Qwen2.5-Omni thinker, then frozen per the recipe."""
+    """The model a config describes: from a LatentOmni checkpoint (its latent settings and variant replaced by
+    the config's) or from a plain Qwen2.5-Omni thinker, then frozen per the recipe."""
     dtype = resolve_dtype(cfg.model.dtype)
     base = Path(cfg.model.base)
     if (base / CONFIG_NAME).is_file():
@@ -222,6 +222,7 @@ def build_model(cfg: TrainConfig) -> LatentOmniModel:
     else:
         model = LatentOmniModel.from_base(base, cfg.latent, dtype=dtype,
                                           attn_implementation=cfg.model.attn_implementation)
+    model.variant = cfg.data.variant  # saved with every checkpoint of the run
     t = cfg.training
     inner = model.thinker.model
     for module, frozen in ((inner.visual, t.freeze_vision), (inner.audio_tower, t.freeze_audio),
@@ -240,18 +241,15 @@ def make_encoder(model: LatentOmniModel, cfg: TrainConfig) -> SampleEncoder:
 
 
 def training_arguments(cfg: TrainConfig) -> TrainingArguments:
+    """The Trainer's arguments: every TrainingArguments field of ``training`` as written (or the recipe's value),
+    and the few the project decides itself: ``bf16: auto``, ``warmup_ratio`` (transformers 5 reads a
+    ``warmup_steps`` below 1 as that ratio), all columns kept for the collator, gloo on a CPU-only launch."""
     t = cfg.training
+    args = t.arguments()
+    args.setdefault("warmup_steps", t.warmup_ratio)
+    args.setdefault("ddp_backend", cpu_process_group_backend())
     bf16 = (torch.cuda.is_available() and torch.cuda.is_bf16_supported()) if t.bf16 == "auto" else t.bf16
-    return TrainingArguments(
-        output_dir=t.output_dir, num_train_epochs=t.num_train_epochs, max_steps=t.max_steps,
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps, learning_rate=t.learning_rate,
-        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, lr_scheduler_type=t.lr_scheduler_type,
-        max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit, seed=t.seed, bf16=bf16, report_to=t.report_to,
-        dataloader_num_workers=t.dataloader_num_workers, remove_unused_columns=False, deepspeed=t.deepspeed,
-        disable_tqdm=t.disable_tqdm, ddp_backend=cpu_process_group_backend(),
-    )
+    return TrainingArguments(output_dir=t.output_dir, bf16=bf16, remove_unused_columns=False, **args)
 
 
 def check_engine(trainer: Trainer) -> None:
