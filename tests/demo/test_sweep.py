@@ -44,7 +44,7 @@ def test_base_and_budget_axes_apply_to_every_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     spec = CONFIGS / "sweep_base_budget.yaml"
     with pytest.raises(SweepSpecError, match=r"sweep_base_budget.yaml: bases.grounding: no checkpoint at "
-                                             r"runs/base-grounding .*latentomni pretrain-base --grounding"):
+                                             r"runs/base-grounding .*python experiments/grounding/pretrain.py"):
         _plan(spec, tmp_path / "demo")
     (tmp_path / "runs" / "base-grounding").mkdir(parents=True)
     shutil.copy(ASSET_DIR / "config.json", tmp_path / "runs" / "base-grounding")

@@ -7,8 +7,8 @@ per-time-step attribute labels (:mod:`.encoders`); then, with the vision tower f
 audio tower) learns to read them -- stage 1 from questions about the start and the end of a clip, stage 2
 from dense perception targets of the synthetic world (per-segment captions of what is seen and heard and
 when, single-modality probes, counting, option letter <-> text copying) with stage 1's data kept in the mix.
-An optional stage 3 (``--grounding``, :mod:`.grounding`) grounds one modality in the other with dense
-retrieval and binding targets; it is off in the committed base (see :data:`GROUNDING_STAGE`).
+Experiments add stages after these through :class:`ExtraStage` (``experiments/grounding`` grounds one modality in
+the other with dense retrieval and binding targets; it is not in the committed base).
 It writes a safetensors checkpoint of a few MB, with its recipe, seed and hash, that ``make demo`` starts
 every variant from.
 
@@ -24,24 +24,18 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..data.collate import MediaSettings, SampleEncoder, collate
 from ..data.questions import prompt_sample
-from ..data.schema import load_samples, write_samples
+from ..data.schema import write_samples
 from ..data.world import generate_world
 from ..data.world.generate import media_path
-from ..data.world.perception import (
-    FIRST_LAST_QUESTIONS,
-    crossmodal_choice_samples,
-    crossmodal_samples,
-    first_last_answer,
-    first_last_samples,
-    option_copy_sample,
-)
+from ..data.world.perception import FIRST_LAST_QUESTIONS, first_last_answer, first_last_samples
 from ..data.world.scene import audio_phrase, clip_from_record, visual_phrase
 from ..model.generate import GenerationConfig, generate
 from ..testing.tiny import build_tiny_base
@@ -65,25 +59,19 @@ RECIPE = {
     "stages": [{"name": "first_last", "data": ["first_last"], "max_steps": 1000},
                {"name": "perception", "data": ["perception", "first_last"], "max_steps": 3000}],
 }
-# Optional stage 3 (``pretrain-base --grounding``; demo/grounding.py): open cross-modal probes with dense
-# retrieval and binding targets, on a world of its own with more clips, mixed with that world's perception
-# data; retrieval alone first. Measured (21 min on 2 threads): held-out "what is on screen while the high
-# tone played?" went from chance to 0.67 exact (0.15 with the audio zeroed), but `make demo` from that base
-# was no better (vanilla 25.7%, controls 27.5 / 27.0), the latent variant's answers broke (69% parse
-# failures) and the start/end questions of stage 1 were partly forgotten. With the demo's fixed option order
-# it gave vanilla 32.3% against the committed base's 36.7% (README). So the committed base omits it.
-GROUNDING_STAGE = {
-    "world": {"n_train_clips": 3000, "n_test_clips": 200, "seed": 2000, "probes_per_clip": 4},
-    # Each phase draws every batch from named pools (see _grounding_stage): "open" cross-modal probes, their
-    # four-option "choice" versions, the grounding world's "perception" data, stage 1's "first_last"
-    # questions on its clips, and text-only "copy" ("Which option says X?"). Measured phases added after
-    # these two, none of which lifted the four-option answers above chance (README, "Where the chain
-    # breaks"): 1,200 steps of {"choice": 5, "open": 1, "perception": 1, "first_last": 1}; then 8,000 of
-    # {"copy": 16}; then 1,200 of {"choice": 5, "open": 1, "perception": 1, "first_last": 1, "copy": 4}.
-    "phases": [{"steps": 1500, "mix": {"open": 4, "perception": 4}, "bind_weight": 0.0},
-               {"steps": 900, "mix": {"open": 6, "perception": 2}, "bind_weight": 0.5}],
-    "layers": [2, 3], "bind_layer": 2, "learning_rate": 1.0e-3,
-}
+
+
+@dataclass(frozen=True)
+class ExtraStage:
+    """A stage an experiment trains after the recipe's stages (``experiments/grounding``): ``run(base, work_dir,
+    recipe, max_steps, workers, seed)`` trains from the ``base`` checkpoint, writes its checkpoint to
+    ``work_dir / name`` and returns its report; ``recipe`` and the report are saved in recipe.json under
+    ``name``, and ``command`` is the command recorded there. A hook, so that the product holds no experiment."""
+
+    name: str
+    recipe: dict
+    run: Callable[[Path, Path, dict, int | None, int, int], dict]
+    command: str
 
 
 def sha256(path: Path) -> str:
@@ -95,14 +83,14 @@ def sha256(path: Path) -> str:
 
 
 def pretrain_base(out_dir: Path = ASSET_DIR, work_dir: Path = Path("runs/base"), max_steps: int | None = None,
-                  max_minutes: float | None = 60.0, workers: int = 2, grounding: bool = False) -> dict:
-    """Train the base model from a random init and write it (with recipe.json) to ``out_dir``; ``grounding``
-    adds stage 3 (:data:`GROUNDING_STAGE`)."""
+                  max_minutes: float | None = 60.0, workers: int = 2, extra: ExtraStage | None = None) -> dict:
+    """Train the base model from a random init and write it (with recipe.json) to ``out_dir``; ``extra`` is an
+    experiment's stage trained after the recipe's (:class:`ExtraStage`)."""
     from ..train.trainer import train
 
     recipe = json.loads(json.dumps(RECIPE))
-    if grounding:
-        recipe["grounding"] = json.loads(json.dumps(GROUNDING_STAGE))
+    if extra is not None:
+        recipe[extra.name] = json.loads(json.dumps(extra.recipe))
     if max_steps is not None:  # a total budget, shared by the stages in the recipe's proportions
         total = sum(st["max_steps"] for st in recipe["stages"])
         for st in recipe["stages"][:-1]:
@@ -140,10 +128,10 @@ def pretrain_base(out_dir: Path = ASSET_DIR, work_dir: Path = Path("runs/base"),
         stage_reports.append({"name": stage["name"], "steps": metrics["global_step"],
                               "train_loss": metrics.get("train_loss"), "samples": metrics.get("train_samples")})
         base = work_dir / stage["name"]
-    stage3 = None
-    if grounding:
-        stage3 = _grounding_stage(base, work_dir, recipe["grounding"], max_steps, workers, recipe["seed"])
-        base = work_dir / "grounding"
+    extra_report = None
+    if extra is not None:
+        extra_report = extra.run(base, work_dir, recipe[extra.name], max_steps, workers, recipe["seed"])
+        base = work_dir / extra.name
     from ..model.wrapper import LatentOmniModel
 
     model = LatentOmniModel.from_pretrained(base).eval()
@@ -153,48 +141,18 @@ def pretrain_base(out_dir: Path = ASSET_DIR, work_dir: Path = Path("runs/base"),
     if out_dir.exists():
         shutil.rmtree(out_dir)
     model.save_pretrained(out_dir)
-    for extra in ("training_args.bin",):
-        (out_dir / extra).unlink(missing_ok=True)
+    for leftover in ("training_args.bin",):
+        (out_dir / leftover).unlink(missing_ok=True)
     report = {
         "recipe": recipe, "steps_trained": steps_trained, "train_minutes": round((time.time() - t0) / 60, 1),
-        "stages": stage_reports, "encoders": encoders, **({"grounding": stage3} if stage3 else {}),
+        "stages": stage_reports, "encoders": encoders, **({extra.name: extra_report} if extra is not None else {}),
         "perception": quality,
         "parameters": sum(p.numel() for p in model.parameters()),
         "sha256": {"model.safetensors": sha256(out_dir / "model.safetensors")},
-        "command": "latentomni pretrain-base  (make base)", "torch": torch.__version__,
+        "command": extra.command if extra is not None else "latentomni pretrain-base  (make base)",
+        "torch": torch.__version__,
     }
     (out_dir / "recipe.json").write_text(json.dumps(report, indent=2) + "\n")
-    return report
-
-
-def _grounding_stage(base: Path, work_dir: Path, g: dict, max_steps: int | None, workers: int, seed: int) -> dict:
-    """Stage 3 (see :mod:`.grounding`) from the ``base`` checkpoint into ``work_dir/grounding``; a finished one
-    is kept (resume). ``max_steps`` caps each phase (the test's tiny budget)."""
-    from ..model.wrapper import LatentOmniModel
-    from .grounding import pretrain_grounding
-
-    out, report_file = work_dir / "grounding", work_dir / "grounding" / "grounding.json"
-    if report_file.is_file() and (out / "model.safetensors").is_file():
-        return json.loads(report_file.read_text())
-    w = g["world"]
-    world = generate_world(work_dir / "grounding_world", n_train_clips=w["n_train_clips"],
-                           n_test_clips=w["n_test_clips"], seed=w["seed"], workers=workers,
-                           perception_probes_per_clip=w["probes_per_clip"])
-    records = {r["id"]: r for r in truth_records(world.path("ground_truth"), "train")}
-    clips = [(clip_from_record(r), r["media"]) for r in records.values()]
-    rng = np.random.default_rng(seed)
-    pools = {"open": [s for c, m in clips for s in crossmodal_samples(c, m)],
-             "choice": [s for c, m in clips for s in crossmodal_choice_samples(rng, c, m)],
-             "perception": load_samples(world.path("perception")),
-             "first_last": [s for c, m in clips for s in first_last_samples(c, m)],
-             "copy": [s for s in (option_copy_sample(rng, f"copy-{i}") for i in range(20000)) if s.options]}
-    phases = [{**p, "steps": p["steps"] if max_steps is None else min(p["steps"], max_steps)} for p in g["phases"]]
-    model = LatentOmniModel.from_pretrained(base, attn_implementation="eager")  # the retrieval target reads attention
-    report = pretrain_grounding(model, world.out_dir, pools, records, DEMO_MEDIA, phases, tuple(g["layers"]),
-                                g["bind_layer"], g["learning_rate"], seed)
-    report["pools"] = {name: len(v) for name, v in pools.items()}
-    model.save_pretrained(out)
-    report_file.write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 

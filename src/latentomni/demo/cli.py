@@ -17,8 +17,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="override the recipe's step count")
     p.add_argument("--max-minutes", type=float, default=60.0, help="stop (and save) after this much wall time")
     p.add_argument("--workers", type=int, default=2, help="processes rendering the world")
-    p.add_argument("--grounding", action="store_true",
-                   help="add the optional stage 3 (demo/grounding.py); off in the committed base")
     p.set_defaults(func=_pretrain)
 
     d = subparsers.add_parser("demo", help="train and evaluate LatentOmni and its baselines on the synthetic world")
@@ -50,8 +48,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from .base import ASSET_DIR, pretrain_base
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    report = pretrain_base(args.out or ASSET_DIR, args.work_dir, args.max_steps, args.max_minutes, args.workers,
-                           args.grounding)
+    report = pretrain_base(args.out or ASSET_DIR, args.work_dir, args.max_steps, args.max_minutes, args.workers)
     print(json.dumps(report, indent=2))
     return 0
 

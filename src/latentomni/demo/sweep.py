@@ -153,7 +153,7 @@ def plan(spec: SweepSpec, settings: DemoSettings, spec_path: Path) -> list[Plann
     for name, value in spec.bases.items():
         ckpt = Path(settings.base) if value == COMMITTED else Path(value)
         if not (ckpt / "config.json").is_file():
-            hint = (f"build it with `latentomni pretrain-base --grounding --out {ckpt}`" if "ground" in name
+            hint = (f"build it with `python experiments/grounding/pretrain.py --out {ckpt}`" if "ground" in name
                     else "train it with `latentomni pretrain-base --out PATH`")
             raise SweepSpecError(f"{spec_path}: bases.{name}: no checkpoint at {ckpt} (config.json missing); {hint}")
         bases[name] = ckpt

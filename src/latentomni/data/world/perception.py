@@ -19,16 +19,14 @@ from typing import Any
 import numpy as np
 
 from latentomni.data.schema import TrainingSample
-from latentomni.data.world.questions import LETTERS, N_OPTIONS, answer_text, answer_vocabulary, when_clause
+from latentomni.data.world.questions import LETTERS, N_OPTIONS, answer_text, answer_vocabulary
 from latentomni.data.world.scene import (
     NUMBER_WORDS,
     TONES,
     Clip,
     Segment,
-    audio_phrase,
     dense_line,
     seconds,
-    visual_phrase,
 )
 
 
@@ -79,8 +77,11 @@ def _probes(rng: np.random.Generator, clip: Clip) -> list[tuple[str, str, str, s
     return out
 
 
-def _sample(sid: str, media: str | None, question: str, answer_parts: str, answer: str, kind: str, modality: str,
-            options: list[str] | None = None, meta: dict[str, Any] | None = None) -> TrainingSample:
+def world_sample(sid: str, media: str | None, question: str, answer_parts: str, answer: str, kind: str,
+                 modality: str, options: list[str] | None = None, meta: dict[str, Any] | None = None
+                 ) -> TrainingSample:
+    """One open or multiple-choice sample of the world (no latent blocks), typed ``perception/<kind>``: the
+    builder every family here uses, public so that experiments (``experiments/grounding``) build theirs alike."""
     user: list[dict[str, Any]] = [] if media is None else [{"type": "video", "video": media}]
     user.append({"type": "text", "text": question})
     return TrainingSample.model_validate({
@@ -92,8 +93,8 @@ def _sample(sid: str, media: str | None, question: str, answer_parts: str, answe
     })
 
 
-def _multiple_choice(rng: np.random.Generator, attribute: str, correct: str,
-                     also: tuple[str, ...] = ()) -> tuple[list[str], str]:
+def multiple_choice(rng: np.random.Generator, attribute: str, correct: str,
+                    also: tuple[str, ...] = ()) -> tuple[list[str], str]:
     """Four lettered options holding ``correct`` and ``also`` (the rest from the attribute's vocabulary), and
     the correct one's letter."""
     vocab = [v for v in answer_vocabulary(attribute) if v != correct and v not in also]
@@ -107,10 +108,10 @@ def perception_samples(rng: np.random.Generator, clip: Clip, media: str, n_probe
     """Captions of ``clip`` (whole and per segment) plus ``n_probes`` random single-modality probes."""
     meta = {"clip": clip.id, "duration": clip.duration}
     lines = [dense_line(s) for s in clip.segments]
-    out = [_sample(f"world-{clip.id}-caption", media, "Describe the clip segment by segment, with times.",
+    out = [world_sample(f"world-{clip.id}-caption", media, "Describe the clip segment by segment, with times.",
                    "\n".join(lines), "\n".join(lines), "caption_clip", "AV", meta=meta)]
     for seg, line in zip(clip.segments, lines, strict=True):
-        out.append(_sample(f"world-{clip.id}-s{seg.index}", media,
+        out.append(world_sample(f"world-{clip.id}-s{seg.index}", media,
                            f"Describe segment {seg.index} of the clip: what is seen and heard, and when.",
                            line, line, "caption_segment", "AV", meta=meta))
     probes = _probes(rng, clip)
@@ -118,11 +119,11 @@ def perception_samples(rng: np.random.Generator, clip: Clip, media: str, n_probe
         kind, attribute, modality, question, answer = probes[int(i)]
         sid = f"world-{clip.id}-p{k + 1}"
         if attribute != "time" and rng.random() < 0.5:
-            options, letter = _multiple_choice(rng, attribute, answer)
-            out.append(_sample(sid, media, "\n".join([question, *options]), f"\\boxed{{{letter}}}", letter, kind,
+            options, letter = multiple_choice(rng, attribute, answer)
+            out.append(world_sample(sid, media, "\n".join([question, *options]), f"\\boxed{{{letter}}}", letter, kind,
                                modality, options, meta))
         else:
-            out.append(_sample(sid, media, question, answer, answer, kind, modality, meta=meta))
+            out.append(world_sample(sid, media, question, answer, answer, kind, modality, meta=meta))
     return out
 
 
@@ -135,9 +136,9 @@ def option_copy_sample(rng: np.random.Generator, sid: str) -> TrainingSample:
     options = [f"{LETTERS[i]}. {w}" for i, w in enumerate(words)]
     k = int(rng.integers(N_OPTIONS))
     if rng.random() < 0.5:
-        return _sample(sid, None, "\n".join([f"Which option says '{words[k]}'?", *options]),
+        return world_sample(sid, None, "\n".join([f"Which option says '{words[k]}'?", *options]),
                        f"\\boxed{{{LETTERS[k]}}}", LETTERS[k], "option_letter", "Text", options)
-    return _sample(sid, None, "\n".join([f"What does option {LETTERS[k]} say?", *options]), words[k], words[k],
+    return world_sample(sid, None, "\n".join([f"What does option {LETTERS[k]} say?", *options]), words[k], words[k],
                    "option_text", "Text")
 
 
@@ -169,66 +170,6 @@ def first_last_samples(clip: Clip, media: str) -> list[TrainingSample]:
     for attribute, end, question in FIRST_LAST_QUESTIONS:
         answer = first_last_answer(clip, attribute, end)
         modality = "Audio-Strong" if attribute == "sound" else "Video-Strong"
-        out.append(_sample(f"world-{clip.id}-{attribute}-{end}", media, question, answer, answer,
+        out.append(world_sample(f"world-{clip.id}-{attribute}-{end}", media, question, answer, answer,
                            f"{attribute}_{end}", modality, meta={"clip": clip.id, "duration": clip.duration}))
     return out
-
-
-def crossmodal_probes(clip: Clip) -> list[tuple[str, str, str, Segment]]:
-    """(kind, question, answer, named segment) of every open cross-modal probe of ``clip``: a moment named in
-    one modality ("while the high tone played", "while a red shape was on screen") and a question about the
-    other. Only names that pick out one segment; counts are never the anchor (the demo holds that type out)."""
-    out = []
-    for s in clip.segments:
-        if sum(o.sound == s.sound for o in clip.segments) == 1:
-            out.append(("see_at_sound", f"What is on screen {when_clause('sound', s.sound)}?",
-                        visual_phrase(s.visual), s))
-        for a in ("colour", "shape"):
-            if sum(o.attribute(a) == s.attribute(a) for o in clip.segments) == 1:
-                out.append((f"hear_at_{a}", f"What is heard {when_clause(a, s.attribute(a))}?",
-                            audio_phrase(s.sound), s))
-    return out
-
-
-def crossmodal_samples(clip: Clip, media: str) -> list[TrainingSample]:
-    """:func:`crossmodal_probes` as open-answer samples; ``meta["evidence"]`` is the named segment's window
-    (seconds), the target of the base's grounding stage (see :mod:`latentomni.demo.grounding`)."""
-    return [_sample(f"world-{clip.id}-x{k}", media, question, answer, answer, kind, "AV",
-                    meta={"clip": clip.id, "duration": clip.duration, "evidence": [seg.start, seg.end]})
-            for k, (kind, question, answer, seg) in enumerate(crossmodal_probes(clip))]
-
-
-_CHOICE_QUESTIONS = {"colour": "Which colour is on screen {when}?", "shape": "Which shape is on screen {when}?",
-                     "count": "How many shapes are on screen {when}?", "sound": "What is heard {when}?"}
-
-
-def crossmodal_choice_samples(rng: np.random.Generator, clip: Clip, media: str) -> list[TrainingSample]:
-    """Four-option versions of :func:`crossmodal_probes`: one attribute of the other modality at the named
-    moment (colour, shape or count for a sound; the sound for a colour or a shape), never motion and never a
-    count as the anchor, so the demo's held-out types stay held out. The options always hold the value of
-    another segment, so a reply that ignores the named moment is often wrong. The reply states the answer
-    text before the boxed letter.
-
-    Why the text comes first: in four layers the lookup of the named moment takes the upper two, which
-    leaves none to match its result against the options in the same pass; once the answer is written out,
-    pointing at its letter is a copy. Measured (``benchmarks/base_skills.py choice``, held-out clips): 1,200
-    steps of these on top of stage 3 make the base state the right answer 0.64 of the time (0.39 with the
-    video zeroed), but its letter still matches its own text only at chance: the copy is the missing skill
-    (see the README's diagnosis)."""
-    meta = {"clip": clip.id, "duration": clip.duration}
-    out = []
-    for k, (kind, _, _, seg) in enumerate(crossmodal_probes(clip)):
-        if kind == "see_at_sound":
-            anchor, target = "sound", ("colour", "shape", "count")[int(rng.integers(3))]
-        else:
-            anchor, target = kind.removeprefix("hear_at_"), "sound"
-        correct = answer_text(target, seg.attribute(target))
-        others = sorted({answer_text(target, o.attribute(target)) for o in clip.segments} - {correct})
-        options, letter = _multiple_choice(rng, target, correct,
-                                           (others[int(rng.integers(len(others)))],) if others else ())
-        question = _CHOICE_QUESTIONS[target].format(when=when_clause(anchor, seg.attribute(anchor)))
-        reply = f"{correct}. \\boxed{{{letter}}}"
-        out.append(_sample(f"world-{clip.id}-c{k}", media, "\n".join([question, *options]), reply, letter,
-                           f"{target}_at_{anchor}", "AV", options, {**meta, "evidence": [seg.start, seg.end]}))
-    return out
-

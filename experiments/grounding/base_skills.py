@@ -13,23 +13,23 @@ script measures each link on held-out clips, with the modality controls that tel
   while a red shape is on screen?"), optionally after ``--train-steps`` of fine-tuning on them (mixed 1:1
   with the base's perception data).
 * ``grounding`` -- where head 0 of LLM layers 2 and 3 looks while answering an open cross-modal probe: the
-  share of its attention over the audio tokens on the named segment (the base's stage 3 trains this), with
+  share of its attention over the audio tokens on the named segment (stage 3, ``grounding_stage.py``, trains this), with
   the share a question-blind look would give. Compare ``--model runs/base/perception`` (before stage 3).
 * ``option-copy`` -- text only: "Which option says 'the mid tone'? A. ... D. ...", answered with the boxed
   letter (stage 2 trains exactly this).
 * ``choice`` -- four-option versions of the cross-modal probes, whose replies state the answer text before
-  the boxed letter (:func:`~latentomni.data.world.perception.crossmodal_choice_samples`): accuracy, how
+  the boxed letter (:func:`crossmodal.crossmodal_choice_samples`): accuracy, how
   often the stated text is right, and how often the letter is the one of the stated text.
 * ``binding`` -- linear heads on an intermediate LLM layer read, from each audio token, what is on screen at
   that token's time, and from each video time step what is heard; ``--steps`` trains the LLM and the heads.
 
 Run from a source checkout after ``make demo`` (which writes the world), e.g.::
 
-    python benchmarks/base_skills.py retrieval
-    python benchmarks/base_skills.py crossmodal --train-steps 600 --out runs/skills/crossmodal
-    python benchmarks/base_skills.py binding --steps 400 --out runs/skills/binding
-    python benchmarks/base_skills.py grounding --clips 60
-    python benchmarks/base_skills.py option-copy
+    python experiments/grounding/base_skills.py retrieval
+    python experiments/grounding/base_skills.py crossmodal --train-steps 600 --out runs/skills/crossmodal
+    python experiments/grounding/base_skills.py binding --steps 400 --out runs/skills/binding
+    python experiments/grounding/base_skills.py grounding --clips 60
+    python experiments/grounding/base_skills.py option-copy
 
 Each prints one JSON object; nothing here is used by the package.
 """
@@ -45,17 +45,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from crossmodal import crossmodal_choice_samples, crossmodal_probes, crossmodal_samples
+from grounding_stage import BindingHeads, audio_binding_labels, named_audio_positions
 
 from latentomni.data.collate import SampleEncoder, collate
 from latentomni.data.questions import prompt_sample
 from latentomni.data.schema import load_samples, write_samples
-from latentomni.data.world.perception import (
-    _sample,
-    crossmodal_choice_samples,
-    crossmodal_probes,
-    crossmodal_samples,
-    option_copy_sample,
-)
+from latentomni.data.world.perception import option_copy_sample, world_sample
 from latentomni.data.world.questions import QUESTION_TYPES, answer_text
 from latentomni.data.world.scene import SOUNDS, VALUES, clip_from_record, seconds
 from latentomni.demo.base import (
@@ -76,7 +72,6 @@ from latentomni.demo.encoders import (
     readout_loss,
     segment_per_time_step,
 )
-from latentomni.demo.grounding import BindingHeads, audio_binding_labels, named_audio_positions
 from latentomni.model.wrapper import LatentOmniModel
 
 
@@ -196,7 +191,7 @@ def crossmodal_items(record: dict) -> list[tuple[str, dict, str, str]]:
 def train_crossmodal(base: str, world: Path, out: Path, steps: int) -> Path:
     from latentomni.train.trainer import train
 
-    rows = [_sample(f"x-{r['id']}-{k}", r["media"], q, a, a, kind, "AV")
+    rows = [world_sample(f"x-{r['id']}-{k}", r["media"], q, a, a, kind, "AV")
             for r in _records(world, "train") for k, (kind, _, q, a) in enumerate(crossmodal_items(r))]
     perception = load_samples(world / "perception.jsonl")
     random.Random(0).shuffle(perception)
@@ -282,7 +277,7 @@ def choice(model, world: Path, records: list[dict], seed: int = 0) -> dict:
 
 
 # -- binding read-outs -----------------------------------------------------------------------------------
-def _binding_labels(record: dict, n_audio: int, steps: int, frames_per_step: int):
+def binding_labels(record: dict, n_audio: int, steps: int, frames_per_step: int):
     """Per audio token, the visual attributes on screen at its time; per video time step, the sound."""
     video = [SOUNDS.index(s["sound"]) if s else IGNORE
              for s in segment_per_time_step(record["segments"], steps * frames_per_step, DEMO_MEDIA.fps,
@@ -304,7 +299,7 @@ def _binding_pass(model, heads, enc, world: Path, records: list[dict], layer: in
         a = hidden[i][ids[i] == cfg.audio_token_id]
         steps = int(batch["video_grid_thw"][i, 0])
         v = hidden[i][ids[i] == cfg.video_token_id].view(steps, -1, hidden.shape[-1]).mean(1)
-        al, vl = _binding_labels(r, a.shape[0], steps, model.processor.video_processor.temporal_patch_size)
+        al, vl = binding_labels(r, a.shape[0], steps, model.processor.video_processor.temporal_patch_size)
         audio.append(a)
         video.append(v)
         alabels.append(al)

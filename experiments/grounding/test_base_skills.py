@@ -1,24 +1,18 @@
-"""The measurement helpers of ``benchmarks/base_skills.py`` read the world's ground truth correctly: a perfect
+"""The measurement helpers of ``base_skills.py`` read the world's ground truth correctly: a perfect
 caption must let the caption oracle answer every held-out question, and the binding labels must follow the
 clip's timeline."""
 
-import importlib.util
 import json
-from pathlib import Path
 
+import base_skills as skills
 import numpy as np
+from crossmodal import crossmodal_choice_samples
 
 from latentomni.data.schema import load_samples
 from latentomni.data.world import generate_world
-from latentomni.data.world.perception import crossmodal_choice_samples
 from latentomni.data.world.scene import clip_from_record, dense_line
 from latentomni.demo.base import parse_caption
 from latentomni.demo.encoders import segment_per_audio_token
-
-SPEC = importlib.util.spec_from_file_location(
-    "base_skills", Path(__file__).resolve().parents[2] / "benchmarks" / "base_skills.py")
-skills = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(skills)
 
 
 def _world(tmp_path):
@@ -46,7 +40,7 @@ def test_probe_items_and_binding_labels_follow_the_timeline(tmp_path):
     record = next(iter(records.values()))
     segs = record["segments"]
     n_audio = int(record["duration"] * 25)
-    audio, video = skills._binding_labels(record, n_audio, steps=int(record["duration"]), frames_per_step=2)
+    audio, video = skills.binding_labels(record, n_audio, steps=int(record["duration"]), frames_per_step=2)
     per_token = segment_per_audio_token(segs, n_audio)
     for j in (0, n_audio - 1):
         seg = per_token[j]

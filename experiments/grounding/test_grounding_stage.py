@@ -1,24 +1,24 @@
-"""Stage 3 of the tiny base (demo/grounding.py): the cross-modal probes name one segment and ask about the other
+"""The grounding stage (grounding_stage.py): the cross-modal probes name one segment and ask about the other
 modality, the retrieval target covers exactly that segment's audio tokens, and training on it moves the
 supervised heads' attention there."""
 
 import numpy as np
 import pytest
 import torch
-
-from latentomni.data.collate import SampleEncoder, collate
-from latentomni.data.world import generate_world
-from latentomni.data.world.perception import crossmodal_choice_samples, crossmodal_samples
-from latentomni.data.world.questions import DEFAULT_HELD_OUT, QUESTION_TYPES, answer_text
-from latentomni.data.world.scene import audio_phrase, clip_from_record, visual_phrase
-from latentomni.demo.base import ASSET_DIR, DEMO_MEDIA, truth_records
-from latentomni.demo.grounding import (
+from crossmodal import crossmodal_choice_samples, crossmodal_samples
+from grounding_stage import (
     BindingHeads,
     audio_binding_labels,
     grounding_losses,
     named_audio_positions,
     pretrain_grounding,
 )
+
+from latentomni.data.collate import SampleEncoder, collate
+from latentomni.data.world import generate_world
+from latentomni.data.world.questions import DEFAULT_HELD_OUT, QUESTION_TYPES, answer_text
+from latentomni.data.world.scene import audio_phrase, clip_from_record, visual_phrase
+from latentomni.demo.base import ASSET_DIR, DEMO_MEDIA, truth_records
 from latentomni.model.wrapper import LatentOmniModel
 
 
