@@ -26,7 +26,8 @@ class LatentConfig(BaseModel):
     """Hyper-parameters of LatentOmni (paper Sec. 3.1, 3.2, 3.4 and App. B).
 
     Attributes:
-        latent_mode: off turns the model into plain SFT (no latent blocks are inserted or decoded).
+        latent_mode: off turns the model into plain SFT (no latent blocks are inserted or decoded). A training
+            config does not set it: it follows ``data.variant`` (on for ``latent`` only).
         num_latents: K, latent states per block (paper default 40).
         num_visual: Kv, the first Kv states of a block are visual latents (32).
         num_audio: Ka, the last Ka states are audio latents (8).
@@ -105,21 +106,3 @@ class LatentConfig(BaseModel):
                 f"set lambda_sync: 0 for modalities='{self.modalities}'"
             )
         return self
-
-    @classmethod
-    def ablation(cls, name: str, **base: object) -> LatentConfig:
-        """The paper's Table 4 switches by name, applied on top of ``base``."""
-        cfg = dict(base)
-        k = int(cfg.get("num_latents", 40))
-        presets: dict[str, dict[str, object]] = {
-            "full": {},
-            "no_audio_latents": {"modalities": "visual", "num_visual": k, "num_audio": 0, "lambda_sync": 0.0},
-            "no_visual_latents": {"modalities": "audio", "num_visual": 0, "num_audio": k, "lambda_sync": 0.0},
-            "no_ospe": {"ospe": False},
-            "no_latent_loss": {"lambda_latent": 0.0},
-            "no_sync_loss": {"lambda_sync": 0.0},
-        }
-        if name not in presets:
-            raise ValueError(f"unknown ablation {name!r}; choose from {sorted(presets)}")
-        cfg.update(presets[name])
-        return cls(**cfg)

@@ -1,7 +1,12 @@
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
 from latentomni.config import LatentConfig
+from latentomni.train.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_match_the_paper():
@@ -34,14 +39,39 @@ def test_latent_mode_off_allows_zero_latents():
     assert LatentConfig(latent_mode=False, num_latents=0, num_visual=0, num_audio=0).num_latents == 0
 
 
-def test_ablation_presets_are_valid_configs():
-    assert LatentConfig.ablation("no_audio_latents").num_visual == 40
-    assert LatentConfig.ablation("no_visual_latents").num_audio == 40
-    assert not LatentConfig.ablation("no_ospe").ospe
-    assert LatentConfig.ablation("no_latent_loss").lambda_latent == 0
-    assert LatentConfig.ablation("no_sync_loss", num_latents=16, num_visual=12, num_audio=4).num_latents == 16
-    with pytest.raises(ValueError, match="unknown ablation"):
-        LatentConfig.ablation("no_brain")
+# Each ablation's switch (paper Table 4, Figure 4): what its YAML changes in latent.yaml's latent section.
+SWITCHES = {
+    "no_audio_latents": {"modalities": "visual", "num_visual": 40, "num_audio": 0, "lambda_sync": 0.0},
+    "no_visual_latents": {"modalities": "audio", "num_visual": 0, "num_audio": 40, "lambda_sync": 0.0},
+    "no_ospe": {"ospe": False},
+    "no_latent_loss": {"lambda_latent": 0.0},
+    "no_sync_loss": {"lambda_sync": 0.0},
+    "k24_split16_8": {"num_latents": 24, "num_visual": 16},
+}
+ABLATION_FILES = sorted((ROOT / "configs").glob("*/ablation_*.yaml"))
+
+
+@pytest.mark.parametrize("path", ABLATION_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_each_ablation_yaml_differs_from_latent_yaml_exactly_in_its_named_switch(path):
+    ablation = load_config(path).model_dump()
+    latent = load_config(path.parent / "latent.yaml").model_dump()
+    assert ablation["training"].pop("output_dir").endswith(path.stem)
+    latent["training"].pop("output_dir")
+    assert {k: v for k, v in ablation.items() if k != "latent"} == {k: v for k, v in latent.items() if k != "latent"}
+    changed = {k: v for k, v in ablation["latent"].items() if latent["latent"][k] != v}
+    assert changed == SWITCHES[path.stem.removeprefix("ablation_")]
+
+
+def test_the_demo_trains_every_ablation_file_and_a_config_per_variant():
+    from latentomni.data.collate import VARIANTS
+    from latentomni.demo.run import ablations
+
+    demo = ROOT / "configs" / "demo"
+    assert ablations(demo) == sorted(p.stem for p in ABLATION_FILES if p.parent == demo)
+    assert len(ablations(demo)) == 5
+    for variant in VARIANTS:
+        assert load_config(demo / f"{variant}.yaml").data.variant == variant
+    assert not hasattr(LatentConfig, "ablation")
 
 
 def test_assignment_is_validated_too():
