@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from latentomni.data.render import render_av, tone
@@ -55,3 +57,22 @@ def encode_batch(model, samples, base_dir, for_generation=False, variant="latent
                for s in samples]
     side = "left" if for_generation else "right"
     return collate(encoded, model.processor.tokenizer.pad_token_id, padding_side=side)
+
+
+def write_train_config(tmp_path, base, rows, **training) -> Path:
+    """rows as train.jsonl beside a tiny training config (K=8: 6 visual + 2 audio, clip paths absolute);
+    ``training`` overrides the training section. Returns the config's path; the run writes to tmp_path/out."""
+    import json
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    section = {"output_dir": str(tmp_path / "out"), "max_steps": 4, "per_device_train_batch_size": 2,
+               "learning_rate": 1.0e-3, "logging_steps": 1, "save_steps": 2, "report_to": [],
+               "disable_tqdm": True, "seed": 0, **training}
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(json.dumps({
+        "model": {"base": str(base)}, "latent": {"num_latents": 8, "num_visual": 6, "num_audio": 2},
+        "data": {"train_file": str(data), "media": {"max_pixels": 3136}, "cache_encoded": True,
+                 "allow_absolute_media": True},
+        "training": section}))
+    return cfg

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lo_testing import make_sample
+from lo_testing import make_sample, write_train_config
 
 TAILS = ["It is blue.", "It is blue, because the high tone plays while the blue square is on screen.", "Blue.",
          "The square that is on screen while the tone plays is blue, so the answer is blue."]
@@ -15,16 +15,8 @@ TAILS = ["It is blue.", "It is blue, because the high tone plays while the blue 
 def config(tmp_path, tiny_base_dir, clip_dir):
     rows = [make_sample(f"s{i}", video=str(clip_dir / ("clip4.mp4" if i % 2 else "clip3.mp4")),
                         blocks=((0.0, 1.5), (1.5, 3.0))[: 1 + i % 2], tail=TAILS[i]) for i in range(4)]
-    data = tmp_path / "train.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"""
-model: {{base: {tiny_base_dir}}}
-latent: {{num_latents: 8, num_visual: 6, num_audio: 2}}
-data: {{train_file: {data}, media: {{max_pixels: 3136}}, cache_encoded: true, allow_absolute_media: true}}
-training: {{output_dir: {tmp_path / 'out'}, max_steps: 1, per_device_train_batch_size: 4, learning_rate: 1.0e-3,
-           warmup_ratio: 0, logging_steps: 1, save_steps: 10, report_to: [], disable_tqdm: true, seed: 0}}
-""")
+    cfg = write_train_config(tmp_path, tiny_base_dir, rows, max_steps=1, per_device_train_batch_size=4,
+                             warmup_ratio=0, save_steps=10)
     return cfg, tmp_path
 
 

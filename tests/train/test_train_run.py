@@ -10,7 +10,7 @@ import time
 import pytest
 
 from latentomni.model.wrapper import LatentOmniModel
-from lo_testing import make_sample
+from lo_testing import make_sample, write_train_config
 
 
 @pytest.fixture
@@ -19,16 +19,7 @@ def train_setup(tmp_path, tiny_base_dir, clip_dir):
                         blocks=((0.0, 1.5), (1.5, 3.0))) for i in range(6)]
     rows.append(make_sample("no-audio", video=str(clip_dir / "silent.mp4"), blocks=((0.0, 1.0),)))
     rows.append(make_sample("corrupt", video=str(clip_dir / "corrupt.mp4")))
-    data = tmp_path / "train.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"""
-model: {{base: {tiny_base_dir}}}
-latent: {{num_latents: 8, num_visual: 6, num_audio: 2}}
-data: {{train_file: {data}, media: {{max_pixels: 3136}}, cache_encoded: true, allow_absolute_media: true}}
-training: {{output_dir: {tmp_path / 'out'}, max_steps: 4, per_device_train_batch_size: 2, learning_rate: 1.0e-3,
-           logging_steps: 1, save_steps: 2, report_to: [], disable_tqdm: true, seed: 0}}
-""")
+    cfg = write_train_config(tmp_path, tiny_base_dir, rows)
     return cfg, tmp_path / "out"
 
 
