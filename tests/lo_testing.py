@@ -76,3 +76,17 @@ def write_train_config(tmp_path, base, rows, **training) -> Path:
                  "allow_absolute_media": True},
         "training": section}))
     return cfg
+
+
+def spy_evaluated_clips(monkeypatch, module) -> list[str]:
+    """Replace ``module.evaluate_samples`` by a pass-through that records the clip of every sample it is
+    asked about; returns that (growing) list, so a test can check which split was evaluated."""
+    asked: list[str] = []
+    evaluate = module.evaluate_samples
+
+    def spy(model, samples, *args, **kwargs):
+        asked.extend(s.meta["clip"] for s in samples)
+        return evaluate(model, samples, *args, **kwargs)
+
+    monkeypatch.setattr(module, "evaluate_samples", spy)
+    return asked

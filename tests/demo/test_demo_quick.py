@@ -5,6 +5,7 @@ import json
 from latentomni.demo import base as base_mod
 from latentomni.demo.base import ASSET_DIR, sha256
 from latentomni.model.wrapper import LatentOmniModel
+from lo_testing import spy_evaluated_clips
 
 
 def test_committed_base_checkpoint_matches_its_recipe_hash():
@@ -40,14 +41,7 @@ def test_quick_demo_runs_every_variant_and_writes_the_report(tmp_path, capsys, m
     import latentomni.demo.run as run_mod
     from latentomni.cli import main
 
-    asked: list[str] = []
-    evaluate = run_mod.evaluate_samples
-
-    def spy(model, samples, *args, **kwargs):
-        asked.extend(s.meta["clip"] for s in samples)
-        return evaluate(model, samples, *args, **kwargs)
-
-    monkeypatch.setattr(run_mod, "evaluate_samples", spy)
+    asked = spy_evaluated_clips(monkeypatch, run_mod)
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     assert asked and all(c.startswith("test-") for c in asked), "the demo's table never reads the validation split"

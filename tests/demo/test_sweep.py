@@ -12,6 +12,7 @@ import pytest
 from latentomni.demo.base import ASSET_DIR
 from latentomni.demo.run import DemoSettings
 from latentomni.demo.sweep import DEFAULT_SPEC, SweepSpecError, load_spec, plan, run_sweep
+from lo_testing import spy_evaluated_clips
 
 # The repository's demo configs, found from this file: a test that changes the working directory still reads them
 # (the demo's default, configs/demo, is relative to the working directory).
@@ -105,14 +106,7 @@ def test_quick_sweep_scores_on_validation_only_writes_the_table_and_resumes(tmp_
     import latentomni.eval.samples as samples_mod
     import latentomni.train.trainer as trainer_mod
 
-    asked: list[str] = []
-    evaluate = samples_mod.evaluate_samples
-
-    def spy(model, samples, *args, **kwargs):
-        asked.extend(s.meta["clip"] for s in samples)
-        return evaluate(model, samples, *args, **kwargs)
-
-    monkeypatch.setattr(samples_mod, "evaluate_samples", spy)
+    asked = spy_evaluated_clips(monkeypatch, samples_mod)
     spec = "budgets: [2]\nval_questions: 6\ndiagnostics_samples: 3\nruns:\n  - {name: vanilla, config: vanilla}\n" \
            "  - {name: latent-through, set: {latent.attention_flow: through_latents, latent.lambda_sync: %s}}\n"
     path = _spec(tmp_path, spec % "1.0")
