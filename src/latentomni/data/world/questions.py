@@ -76,33 +76,40 @@ def _anchor_values(attribute: str) -> tuple[str | int, ...]:
     return tuple(v for v in VALUES[attribute] if not (attribute == "motion" and v == "still"))
 
 
+# How an anchor names its moment, as (the question's past tense, the trajectory's present tense): a question
+# asks "while the high tone played", the trajectory's first step looks "when the high tone plays". Keyed by
+# attribute, with the sounds that are no tone and the count of one worded apart. Worded so that a clause
+# holds however many shapes a segment shows, so clips that differ only there read the same question.
+_MOMENTS: dict[str, tuple[str, str]] = {
+    "sound": ("while the {value} played", "when the {value} plays"),
+    "noise burst": ("during the noise burst", "when the noise burst sounds"),
+    "silence": ("while it was silent", "when it goes silent"),
+    "colour": ("while a {value} shape was on screen", "when a {value} shape is on screen"),
+    "shape": ("while a {value} was on screen", "when a {value} is on screen"),
+    "count": ("while exactly {value} shapes were on screen", "when exactly {value} shapes are on screen"),
+    "count of one": ("while exactly {value} shape was on screen", "when exactly {value} shape is on screen"),
+    "motion": ("while the shape was moving {value}", "when the shape moves {value}"),
+}
+
+
+def _moment_clause(attribute: str, value: str | int, tense: Literal[0, 1]) -> str:
+    """Entry ``tense`` of the anchor's :data:`_MOMENTS` wording, filled in with its value."""
+    key = attribute
+    if attribute == "sound" and str(value) in ("noise burst", "silence"):
+        key = str(value)
+    elif attribute == "count":
+        key, value = ("count of one" if value == 1 else "count"), NUMBER_WORDS[int(value)]
+    return _MOMENTS[key][tense].format(value=value)
+
+
 def when_clause(attribute: str, value: str | int) -> str:
-    """The anchor as a subordinate clause of the question: 'while the high tone played'. Worded so that it
-    holds however many shapes a segment shows, so clips that differ only there read the same question."""
-    if attribute == "sound":
-        return {"noise burst": "during the noise burst", "silence": "while it was silent"}.get(
-            str(value), f"while the {value} played")
-    if attribute == "colour":
-        return f"while a {value} shape was on screen"
-    if attribute == "shape":
-        return f"while a {value} was on screen"
-    if attribute == "count":
-        return f"while exactly {NUMBER_WORDS[int(value)]} {'shape was' if value == 1 else 'shapes were'} on screen"
-    return f"while the shape was moving {value}"
+    """The anchor as a subordinate clause of the question: 'while the high tone played'."""
+    return _moment_clause(attribute, value, 0)
 
 
 def moment(attribute: str, value: str | int) -> str:
     """The anchor as the trajectory's first step names it: 'when the high tone plays'."""
-    if attribute == "sound":
-        return {"noise burst": "when the noise burst sounds", "silence": "when it goes silent"}.get(
-            str(value), f"when the {value} plays")
-    if attribute == "colour":
-        return f"when a {value} shape is on screen"
-    if attribute == "shape":
-        return f"when a {value} is on screen"
-    if attribute == "count":
-        return f"when exactly {NUMBER_WORDS[int(value)]} {'shape is' if value == 1 else 'shapes are'} on screen"
-    return f"when the shape moves {value}"
+    return _moment_clause(attribute, value, 1)
 
 
 def _noun(attribute: str, value: str | int) -> str:
