@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,32 +34,34 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ROLES = ("system", "user", "assistant")
 
 
-class TextPart(BaseModel):
+class _Strict(BaseModel):
+    """A record of the format: a key it does not know is an error (a typo must not pass as a default)."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class TextPart(_Strict):
     type: Literal["text"] = "text"
     text: str
 
 
-class VideoPart(BaseModel):
+class VideoPart(_Strict):
     """A video; ``video_start``/``video_end`` (seconds) optionally restrict it to a clip of the file."""
 
-    model_config = ConfigDict(extra="forbid")
     type: Literal["video"] = "video"
     video: str
     video_start: float | None = Field(default=None, ge=0)
     video_end: float | None = Field(default=None, gt=0)
 
 
-class AudioPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AudioPart(_Strict):
     type: Literal["audio"] = "audio"
     audio: str
 
 
-class LatentPart(BaseModel):
+class LatentPart(_Strict):
     """A latent block citing ``[Segment n]``: the window ``[start, end)`` seconds of the question media."""
 
-    model_config = ConfigDict(extra="forbid")
     type: Literal["latent"] = "latent"
     segment: int = Field(ge=1)
     start: float = Field(ge=0)
@@ -75,8 +78,7 @@ class LatentPart(BaseModel):
 Part = Annotated[TextPart | VideoPart | AudioPart | LatentPart, Field(discriminator="type")]
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Message(_Strict):
     role: Literal["system", "user", "assistant"]
     content: list[Part]
 
@@ -87,8 +89,7 @@ class Message(BaseModel):
         return [{"type": "text", "text": v}] if isinstance(v, str) else v
 
 
-class TrainingSample(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TrainingSample(_Strict):
     id: str = Field(min_length=1)
     messages: list[Message]
     answer: str = Field(min_length=1)
@@ -151,21 +152,38 @@ def parse_sample(obj: dict[str, Any], where: str = "<record>") -> TrainingSample
         raise SampleFormatError(f"{where} (sample id {sid!r}): invalid training sample:\n{e}") from None
 
 
-def iter_samples(path: str | Path) -> Iterator[TrainingSample]:
-    """Yield validated samples of a JSONL file; a bad line raises with ``file:line`` in the message."""
+@dataclass
+class JsonLine:
+    """A non-blank line of a JSONL file: where it stands (``file:line``), and its decoded JSON or, when it
+    does not decode, why not. Readers decide themselves whether a bad line is fatal."""
+
+    where: str
+    obj: Any
+    error: str | None = None
+
+
+def iter_json_lines(path: str | Path) -> Iterator[JsonLine]:
+    """Every non-blank line of a JSONL file, decoded; bad JSON is reported in the line, not raised."""
     path = Path(path)
     with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
+        for lineno, text in enumerate(fh, start=1):
+            if not text.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
-                obj = json.loads(line)
+                line = JsonLine(f"{path}:{lineno}", json.loads(text))
             except json.JSONDecodeError as e:
-                raise SampleFormatError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise SampleFormatError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            yield parse_sample(obj, where)
+                line = JsonLine(f"{path}:{lineno}", None, f"not valid JSON ({e.msg} at column {e.colno})")
+            yield line
+
+
+def iter_samples(path: str | Path) -> Iterator[TrainingSample]:
+    """Yield validated samples of a JSONL file; a bad line raises with ``file:line`` in the message."""
+    for line in iter_json_lines(path):
+        if line.error is not None:
+            raise SampleFormatError(f"{line.where}: {line.error}")
+        if not isinstance(line.obj, dict):
+            raise SampleFormatError(f"{line.where}: expected a JSON object, got {type(line.obj).__name__}")
+        yield parse_sample(line.obj, line.where)
 
 
 def load_samples(path: str | Path) -> list[TrainingSample]:

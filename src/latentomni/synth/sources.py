@@ -34,14 +34,14 @@ Time spans are recognised as ``[00:01 - 00:04]``, ``(0:01-0:04)``, ``<1.5s-4.0s>
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from latentomni.data.schema import JsonLine, iter_json_lines
 
 __all__ = ["Clip", "Event", "RecordError", "SourceRecord", "iter_source", "parse_time_spans"]
 
@@ -97,26 +97,14 @@ class RecordError(ValueError):
         self.detail = detail
 
 
-@dataclass
-class SourceRecord:
-    """A raw line of an input file, before adaptation: where it is, and its decoded JSON (or error)."""
-
-    where: str
-    obj: Any
-    error: str | None = None
+# A raw line of an input file, before adaptation: where it is, and its decoded JSON (or error).
+SourceRecord = JsonLine
 
 
 def iter_source(path: Path) -> Iterator[SourceRecord]:
-    """Yield every non-blank line of a JSONL file with its ``file:line``; bad JSON is not fatal."""
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                yield SourceRecord(where, json.loads(line))
-            except json.JSONDecodeError as e:
-                yield SourceRecord(where, None, f"not valid JSON ({e.msg} at column {e.colno})")
+    """Yield every non-blank line of a JSONL file with its ``file:line``; bad JSON is not fatal: it becomes
+    an ``invalid_json`` drop of the ingest stage."""
+    return iter_json_lines(path)
 
 
 # -- time spans -------------------------------------------------------------------------------------
