@@ -57,40 +57,43 @@ _QA_RULES = f"""Rules that the question must satisfy:
 _JSON_ONLY = "Reply with a single JSON object and nothing else (no Markdown fences, no commentary)."
 
 
-def open_qa_messages(clip: Clip) -> Messages:
-    """Fig. 5: one open-ended cross-modal question with a concise answer."""
+def _qa_design_messages(clip: Clip, task: str, rules: str, fields: str, kind: str) -> Messages:
+    """The QA-design prompt both formats share: the role, :data:`_QA_RULES` and the format's own ``rules``,
+    the reply's JSON ``fields``; the user turn holds the clip and asks for the ``kind`` of question."""
     system = f"""You design questions for an audio-visual question answering dataset. You receive the
 captions of one video: a full caption and events with start/end times, each marked visual or audio
 (or audiovisual). Read them closely, work out how sights and sounds line up in time, then write exactly
-one open-ended question with its answer.
+one {task}.
 
 {_QA_RULES}
-- The answer is short (at most 10 words), concrete and unambiguous.
+{rules}
 
 {_JSON_ONLY}
-JSON fields: "question" (string), "answer" (string, at most 10 words), "reasoning_type" (string)."""
+JSON fields: {fields}"""
     return [{"role": "system", "content": system},
-            {"role": "user", "content": _clip_block(clip) + "\n\nWrite the open-ended question now."}]
+            {"role": "user", "content": _clip_block(clip) + f"\n\nWrite the {kind} question now."}]
+
+
+def open_qa_messages(clip: Clip) -> Messages:
+    """Fig. 5: one open-ended cross-modal question with a concise answer."""
+    return _qa_design_messages(
+        clip, "open-ended question with its answer",
+        "- The answer is short (at most 10 words), concrete and unambiguous.",
+        '"question" (string), "answer" (string, at most 10 words), "reasoning_type" (string).',
+        "open-ended")
 
 
 def mcq_messages(clip: Clip) -> Messages:
     """Fig. 6: one multiple-choice question, four options, exactly one correct."""
-    system = f"""You design questions for an audio-visual question answering dataset. You receive the
-captions of one video: a full caption and events with start/end times, each marked visual or audio
-(or audiovisual). Read them closely, work out how sights and sounds line up in time, then write exactly
-one multiple-choice question with four options.
-
-{_QA_RULES}
-- Exactly four options, A to D, exactly one of them correct. The three wrong options are plausible
+    return _qa_design_messages(
+        clip, "multiple-choice question with four options",
+        """- Exactly four options, A to D, exactly one of them correct. The three wrong options are plausible
   misreadings of the scene (e.g. the right sound paired with the wrong action), yet each is clearly
   contradicted by the captions, with no room for opinion.
-- Write the option texts without their letters.
-
-{_JSON_ONLY}
-JSON fields: "question" (string), "options" (object with keys "A", "B", "C", "D", each a string),
-"answer" (the letter of the correct option), "reasoning_type" (string)."""
-    return [{"role": "system", "content": system},
-            {"role": "user", "content": _clip_block(clip) + "\n\nWrite the multiple-choice question now."}]
+- Write the option texts without their letters.""",
+        """"question" (string), "options" (object with keys "A", "B", "C", "D", each a string),
+"answer" (the letter of the correct option), "reasoning_type" (string).""",
+        "multiple-choice")
 
 
 _CATEGORIES = "\n".join(f"  {i}. {c.value}" for i, c in enumerate(Category, start=1))

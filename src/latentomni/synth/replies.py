@@ -140,17 +140,23 @@ def _sentences(text: str) -> list[str]:
     return split_sentences(text)
 
 
-class OpenQAReply(Reply):
-    """Fig. 5: one open-ended question needing both modalities, with a concise answer."""
+class _QuestionReply(Reply):
+    """What both QA formats start with: a question in plain words (App. A.2). Only ``question`` is declared
+    here, so each format's fields keep their order in the schema sent to the server."""
 
     question: NonEmpty
-    answer: NonEmpty
-    reasoning_type: ReasoningType
 
     @field_validator("question")
     @classmethod
     def _question(cls, v: str) -> str:
         return _no_markup(v, "question")
+
+
+class OpenQAReply(_QuestionReply):
+    """Fig. 5: one open-ended question needing both modalities, with a concise answer."""
+
+    answer: NonEmpty
+    reasoning_type: ReasoningType
 
     @field_validator("answer")
     @classmethod
@@ -172,18 +178,12 @@ class MCQOptions(BaseModel):
     D: NonEmpty
 
 
-class MCQReply(Reply):
+class MCQReply(_QuestionReply):
     """Fig. 6: one multiple-choice question with four options of which exactly one is correct."""
 
-    question: NonEmpty
     options: MCQOptions
     answer: OptionLetter
     reasoning_type: ReasoningType
-
-    @field_validator("question")
-    @classmethod
-    def _question(cls, v: str) -> str:
-        return _no_markup(v, "question")
 
     @model_validator(mode="after")
     def _options(self) -> MCQReply:
