@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -43,7 +43,18 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
+    """A config section: unknown keys are errors. ``ordered`` lists the (low, high) field pairs of a range
+    that the section must keep in order, checked after the fields themselves."""
+
     model_config = ConfigDict(extra="forbid")
+    ordered: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Self:
+        for low, high in self.ordered:
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} ({getattr(self, low)}) must be <= {high} ({getattr(self, high)})")
+        return self
 
 
 class SamplingConfig(_Strict):
@@ -161,6 +172,7 @@ class BalanceConfig(_Strict):
 class SegmentConfig(_Strict):
     """How each media file is cut: fixed-length windows or boundaries at caption event times."""
 
+    ordered = (("min_length_s", "max_length_s"),)
     mode: Literal["fixed", "events"] = "fixed"
     length_s: float = Field(2.0, gt=0)
     min_length_s: float = Field(1.0, gt=0)
@@ -169,12 +181,6 @@ class SegmentConfig(_Strict):
     audio_rate: int = Field(16000, ge=8000)
     video_max_side: int | None = Field(None, ge=16)
     workers: int = Field(2, ge=1)
-
-    @model_validator(mode="after")
-    def _lengths(self) -> SegmentConfig:
-        if self.min_length_s > self.max_length_s:
-            raise ValueError(f"min_length_s ({self.min_length_s}) must be <= max_length_s ({self.max_length_s})")
-        return self
 
 
 class CaptionsConfig(_Strict):
@@ -193,6 +199,7 @@ class CaptionsConfig(_Strict):
 class TrajectoryConfig(_Strict):
     """Sec. 3.3 / App. A.6: interleaved reasoning with 1..max_citations ``[Segment n]``, then an audit."""
 
+    ordered = (("min_citations", "max_citations"),)
     llm: LLMCallConfig
     audit_llm: LLMCallConfig
     min_citations: int = Field(1, ge=1)
@@ -201,12 +208,6 @@ class TrajectoryConfig(_Strict):
         default_factory=lambda: ["caption", "description", "the text says", "provided info", "according to the"]
     )
     concurrency: int = Field(64, ge=1)
-
-    @model_validator(mode="after")
-    def _citations(self) -> TrajectoryConfig:
-        if self.min_citations > self.max_citations:
-            raise ValueError(f"min_citations ({self.min_citations}) must be <= max_citations ({self.max_citations})")
-        return self
 
 
 class AssembleConfig(_Strict):
