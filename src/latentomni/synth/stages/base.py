@@ -24,9 +24,10 @@ from tqdm import tqdm
 from latentomni.synth.cache import ResponseCache
 from latentomni.synth.client import Call, ItemDropped, LLMClient, SynthError
 from latentomni.synth.config import LLMCallConfig, PipelineConfig
+from latentomni.synth.records import Item
 from latentomni.synth.store import Drop, StageStore, StageSummary
 
-__all__ = ["ItemStage", "PureStage", "StageContext", "Unit", "check_invariant", "run_item_stage"]
+__all__ = ["ItemStage", "PerItemStage", "PureStage", "StageContext", "Unit", "check_invariant", "run_item_stage"]
 
 Messages = list[dict[str, Any]]
 
@@ -104,7 +105,16 @@ class ItemStage(_Stage):
         """Return the output record (a JSON-able dict with ``id``) or raise :class:`ItemDropped`."""
 
     def concurrency(self, ctx: StageContext) -> int:
-        return 16
+        """How many units are in flight at once: the ``concurrency`` of the stage's own config section
+        (``stages.<name>``); a stage whose section has none says how it is bounded instead."""
+        return getattr(ctx.cfg.stages, self.name).concurrency
+
+
+class PerItemStage(ItemStage):
+    """A stage that reads QA items (every item stage after ``qa``): one unit per item, the item its payload."""
+
+    def units(self, ctx: StageContext, inputs: list[dict[str, Any]]) -> list[Unit]:
+        return [Unit(r["id"], Item.model_validate(r)) for r in inputs]
 
 
 class PureStage(_Stage):

@@ -16,7 +16,7 @@ from latentomni.synth import prompts
 from latentomni.synth.client import ItemDropped, audio_part, video_part
 from latentomni.synth.records import Item, Segment, SegmentCaption
 from latentomni.synth.replies import CaptionReply, FusionReply, GroundingReply, RefineReply
-from latentomni.synth.stages.base import ItemStage, Messages, StageContext, Unit
+from latentomni.synth.stages.base import Messages, PerItemStage, StageContext, Unit
 from latentomni.synth.text import missing_sentences, normalize_sentence, split_sentences
 
 
@@ -45,15 +45,9 @@ def remove_sentences(caption: str, unsupported: list[str]) -> tuple[str, int]:
     return " ".join(kept), removed
 
 
-class CaptionsStage(ItemStage):
+class CaptionsStage(PerItemStage):
     name = "captions"
     input_stage = "segment"
-
-    def concurrency(self, ctx: StageContext) -> int:
-        return ctx.cfg.stages.captions.concurrency
-
-    def units(self, ctx: StageContext, inputs: list[dict[str, Any]]) -> list[Unit]:
-        return [Unit(r["id"], Item.model_validate(r)) for r in inputs]
 
     @staticmethod
     def _qa(item: Item) -> str:

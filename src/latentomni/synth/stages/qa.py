@@ -17,9 +17,6 @@ class QAStage(ItemStage):
     name = "qa"
     input_stage = "ingest"
 
-    def concurrency(self, ctx: StageContext) -> int:
-        return ctx.cfg.stages.qa.concurrency
-
     def units(self, ctx: StageContext, inputs: list[dict[str, Any]]) -> list[Unit]:
         cfg = ctx.cfg.stages.qa
         units = []

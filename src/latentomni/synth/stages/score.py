@@ -9,18 +9,12 @@ from latentomni.synth.balance import passes_threshold
 from latentomni.synth.client import ItemDropped
 from latentomni.synth.records import Item, Judgement
 from latentomni.synth.replies import ScoreReply
-from latentomni.synth.stages.base import ItemStage, Messages, StageContext, Unit
+from latentomni.synth.stages.base import Messages, PerItemStage, StageContext, Unit
 
 
-class ScoreStage(ItemStage):
+class ScoreStage(PerItemStage):
     name = "score"
     input_stage = "qa"
-
-    def concurrency(self, ctx: StageContext) -> int:
-        return ctx.cfg.stages.score.concurrency
-
-    def units(self, ctx: StageContext, inputs: list[dict[str, Any]]) -> list[Unit]:
-        return [Unit(r["id"], Item.model_validate(r)) for r in inputs]
 
     @staticmethod
     def messages(item: Item) -> Messages:

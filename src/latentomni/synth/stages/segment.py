@@ -16,7 +16,7 @@ from latentomni.synth.client import ItemDropped
 from latentomni.synth.media import MediaError, SegmentFiles, cut_segments, segment_bounds
 from latentomni.synth.records import Item, Segment
 from latentomni.synth.sources import Clip
-from latentomni.synth.stages.base import ItemStage, StageContext, Unit
+from latentomni.synth.stages.base import PerItemStage, StageContext, Unit
 
 
 def clip_dirname(clip_id: str) -> str:
@@ -32,7 +32,7 @@ def bounds_for(ctx: StageContext, clip: Clip) -> list[tuple[float, float]]:
                           max_length_s=cfg.max_length_s, max_segments=cfg.max_segments, event_times=times)
 
 
-class SegmentStage(ItemStage):
+class SegmentStage(PerItemStage):
     name = "segment"
     input_stage = "balance"
     uses_llm = False
@@ -43,9 +43,6 @@ class SegmentStage(ItemStage):
 
     def concurrency(self, ctx: StageContext) -> int:
         return max(4, ctx.cfg.stages.segment.workers * 2)
-
-    def units(self, ctx: StageContext, inputs: list[dict[str, Any]]) -> list[Unit]:
-        return [Unit(r["id"], Item.model_validate(r)) for r in inputs]
 
     async def _cut(self, ctx: StageContext, clip: Clip) -> list[SegmentFiles]:
         cfg = ctx.cfg.stages.segment

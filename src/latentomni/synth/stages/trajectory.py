@@ -14,19 +14,13 @@ from latentomni.synth import prompts
 from latentomni.synth.client import ItemDropped
 from latentomni.synth.records import Item, Trajectory
 from latentomni.synth.replies import AuditReply, TrajectoryReply
-from latentomni.synth.stages.base import ItemStage, Messages, StageContext, Unit
+from latentomni.synth.stages.base import Messages, PerItemStage, StageContext, Unit
 from latentomni.synth.trajectory import check_trajectory
 
 
-class TrajectoryStage(ItemStage):
+class TrajectoryStage(PerItemStage):
     name = "trajectory"
     input_stage = "captions"
-
-    def concurrency(self, ctx: StageContext) -> int:
-        return ctx.cfg.stages.trajectory.concurrency
-
-    def units(self, ctx: StageContext, inputs: list[dict[str, Any]]) -> list[Unit]:
-        return [Unit(r["id"], Item.model_validate(r)) for r in inputs]
 
     @staticmethod
     def segments(item: Item) -> list[tuple[int, float, float, str]]:
