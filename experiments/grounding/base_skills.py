@@ -48,6 +48,7 @@ import torch
 from crossmodal import crossmodal_choice_samples, crossmodal_probes, crossmodal_samples
 from grounding_stage import BindingHeads, audio_binding_labels, named_audio_positions
 
+from latentomni.data.answers import boxed_spans
 from latentomni.data.collate import SampleEncoder, collate
 from latentomni.data.questions import prompt_sample
 from latentomni.data.schema import load_samples, write_samples
@@ -231,12 +232,12 @@ def attention_on_named_segment(model, world: Path, records: list[dict], layers=(
 
 
 # -- pointing at a letter -------------------------------------------------------------------------------
-_BOXED = re.compile(r"\\boxed\{\s*([A-D])")
+_LETTER = re.compile(r"\s*([A-D])")
 
 
 def boxed_letter(reply: str) -> str | None:
-    """The last boxed option letter of a reply, or None."""
-    found = _BOXED.findall(reply)
+    """The last boxed option letter of a reply (boxes read by the project's one reader), or None."""
+    found = [m.group(1) for content, _start, _end in boxed_spans(reply) if (m := _LETTER.match(content))]
     return found[-1] if found else None
 
 

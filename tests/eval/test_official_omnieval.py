@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 
 import latentomni.eval.omnieval as omnieval
+from latentomni.data.answers import parse_choice
 from latentomni.data.questions import ANSWER_INSTRUCTION
-from latentomni.eval.answer import parse_choice
 from latentomni.eval.omnieval import split_prompt
 
 OPTIONS = ["A. red", "B. blue", "C. green", "D. yellow"]

@@ -25,7 +25,6 @@ ANSWER_INSTRUCTION = (
     "Think about the question, then finish your reply with the letter of the correct option written in \\boxed{}."
 )
 
-
 @dataclass
 class EvalItem:
     """One multiple-choice question, normalised to the same shape for every benchmark."""
@@ -39,6 +38,9 @@ class EvalItem:
     audio: Path | None  # a separate audio file when the benchmark ships one
     use_audio: bool  # False under VideoMME's vision-only protocol
     meta: dict[str, str] = field(default_factory=dict)  # breakdown keys (task_type, duration_bucket, ...)
+    # The user text verbatim, for a benchmark whose file is already in the training format (the synthetic
+    # world): its model was trained on exactly that text, so render_question must not rebuild it.
+    prompt: str | None = None
 
     @property
     def letters(self) -> list[str]:
@@ -73,8 +75,11 @@ def render_question(item: EvalItem) -> str:
 
     Every benchmark goes through this one function so that a score difference between benchmarks is never
     a prompt difference; the instruction asks for ``\\boxed{}`` because that is what ``answer.extract_choice``
-    reads first and what the training targets end with.
+    reads first and what the training targets end with. An item that carries its own ``prompt`` is asked
+    with that text as it stands.
     """
+    if item.prompt is not None:
+        return item.prompt
     lines = [item.question.strip(), *item.options, ANSWER_INSTRUCTION]
     return "\n".join(lines)
 

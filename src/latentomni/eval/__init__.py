@@ -5,8 +5,8 @@ Nothing here imports the model; a ``Predictor`` (``latentomni.inference.predicto
 is passed in.
 """
 
+from latentomni.data.answers import extract_choice, parse_choice
 from latentomni.data.questions import EvalItem, Predictor, render_question
-from latentomni.eval.answer import extract_choice, parse_choice
 from latentomni.eval.benchmarks import BENCHMARKS, get_benchmark
 from latentomni.eval.runner import run_eval
 

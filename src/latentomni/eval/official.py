@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from latentomni.data.answers import parse_choice
 from latentomni.data.questions import EvalItem
-from latentomni.eval.answer import parse_choice
 
 VIDEOMME_FILE = "videomme_official.json"
 

@@ -21,7 +21,7 @@ The wrapper is built on :class:`latentomni.inference.predictor.LatentOmniPredict
   video?") is asked as it is and the reply returned as it is.
 * ``has_audio`` (OmniEval probes the file for an audio track) decides whether the video's own audio track is
   interleaved with its frames, as ``EvalItem.use_audio`` does.
-* The reply is read with the project's one answer extractor (``eval.answer.parse_choice``) and the wrapper
+* The reply is read with the project's one answer extractor (``data.answers.parse_choice``) and the wrapper
   returns just that letter. OmniEval's extractor would take a reply that starts "A blue square..." as A, or
   the first capital A-F anywhere; handing it the raw reasoning would score a different model. An unreadable
   reply returns "", which OmniEval leaves out of its denominator (``latentomni eval`` counts it wrong); a
@@ -41,9 +41,9 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+from latentomni.data.answers import parse_choice
 from latentomni.data.questions import EvalItem
 from latentomni.eval.annotations import AnnotationError, Record, normalise_options
-from latentomni.eval.answer import parse_choice
 
 _PROMPT = re.compile(r"^\s*Question:\s*(?P<question>.*?)\n\s*Options:\s*\n(?P<options>.*?)(?:\n\s*\n.*)?$", re.DOTALL)
 

@@ -1,24 +1,25 @@
-"""Evaluate a model on multiple-choice training-format samples (held-out splits, the synthetic world).
+"""Evaluate a model on multiple-choice training-format samples (held-out splits, the synthetic world), and
+summarise the records with Wilson intervals.
 
-The prompt is the sample's own user turn (exactly what the model was trained on), decoding is the
-latent-aware loop, and the reply is read by the one shared extractor (:func:`.answer.extract_choice`):
-an unparseable reply is wrong and counted as a parse failure, never guessed.
+There is one prediction path: :func:`evaluate_world` writes the samples as the questions file of the
+``world`` benchmark (:mod:`.benchmarks.world`) and asks them through :func:`.runner.run_eval` and the
+predictor (``latentomni.inference.predictor.LatentOmniPredictor``), exactly as ``latentomni eval
+--benchmark world`` would. The prompt is each sample's own user turn (what the model was trained on) and the
+reply is read by the one shared extractor: an unparseable reply is wrong and counted as a parse failure,
+never guessed.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
+from ..data.questions import Predictor
+from ..data.schema import TrainingSample, write_samples
+from .runner import PREDICTIONS, RANK_GLOB, RESULTS, SETTINGS, LocalProcess, load_predictions, run_eval
 
-from ..data.collate import MediaSettings, SampleEncoder, batch_to, collate
-from ..data.media import MediaError
-from ..data.schema import TrainingSample
-from ..model.generate import GenerationConfig, generate
-from .answer import extract_choice
+QUESTIONS = "questions.jsonl"
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -32,40 +33,46 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-@torch.no_grad()
-def evaluate_samples(model, samples: list[TrainingSample], base_dir: str | Path, media: MediaSettings,
-                     gen: GenerationConfig | None = None, batch_size: int = 32, desc: str | None = None,
-                     progress: bool = True) -> list[dict]:
-    """One record per sample: id, question_type, gold, predicted letter (or None), correct, reply."""
-    was_training = model.training
-    model.eval()
-    enc = SampleEncoder.for_model(model, media, media_cache_size=256)
-    gen = gen or GenerationConfig(max_new_tokens=160)
-    pad = model.processor.tokenizer.pad_token_id
-    records: list[dict] = []
-    bar = tqdm(total=len(samples), desc=desc or "evaluating", disable=not progress, leave=False)
-    for i in range(0, len(samples), batch_size):
-        group = samples[i:i + batch_size]
-        encoded, kept = [], []
-        for s in group:
-            try:
-                encoded.append(enc.encode(s, base_dir, for_generation=True))
-                kept.append(s)
-            except MediaError as e:  # never asked: a media error in summarize, not a parse failure
-                records.append(_record(s, None, "", 0, error=" ".join(str(e).split())))
-        if encoded:
-            batch = collate(encoded, pad, padding_side="left")
-            batch = batch_to(batch, model.device)
-            out = generate(model, batch, gen)
-            for s, text, blocks in zip(kept, out.texts, out.num_blocks, strict=True):
-                records.append(_record(s, extract_choice(text, s.options or []), text, blocks))
-        bar.update(len(group))
-    bar.close()
-    model.train(was_training)
+def evaluate_world(predictor: Predictor, samples: list[TrainingSample], world_dir: str | Path, out_dir: str | Path,
+                   batch_size: int = 32, progress: bool = True) -> list[dict]:
+    """One record per sample, in order: id, question_type, gold, predicted letter (or None), correct, reply,
+    n_latent_blocks; a sample whose media could not be read has ``error`` instead of an answer.
+
+    ``out_dir`` is an evaluation folder of its own (questions.jsonl, settings.json, predictions.jsonl,
+    results.json), started afresh: the same name may hold the answers of a model trained again since.
+    Batches are ``batch_size`` consecutive samples, as given, so that padding is the same on every rerun.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [out_dir / PREDICTIONS, out_dir / SETTINGS, out_dir / RESULTS, *out_dir.glob(RANK_GLOB)]:
+        stale.unlink(missing_ok=True)
+    # A question's id must be unique in its file (resume and scoring key on it), but the world's test.jsonl and
+    # test_seen.jsonl number the questions of a clip alike: a repeated id is asked as "<id>#2", "<id>#3"...
+    count: Counter[str] = Counter()
+    asked = []
+    for s in samples:
+        count[s.id] += 1
+        asked.append(s if count[s.id] == 1 else s.model_copy(update={"id": f"{s.id}#{count[s.id]}"}))
+    write_samples(asked, out_dir / QUESTIONS)
+    results = run_eval(predictor, "world", out_dir / QUESTIONS, world_dir, out_dir, batch_size=batch_size,
+                       state=LocalProcess(), progress=progress)
+    assert results is not None  # one process: the main one
+    predictions = load_predictions(out_dir)
+    missing = results["missing_media"]
+    records = []
+    for s, a in zip(samples, asked, strict=True):
+        p = predictions.get(a.id)
+        if a.id in missing:
+            records.append(sample_record(s, None, "", 0, error=f"missing media: {', '.join(missing[a.id])}"))
+        elif p is None or p.get("error"):
+            records.append(sample_record(s, None, "", 0, error=str(p["error"]) if p else "not answered"))
+        else:
+            records.append(sample_record(s, p["pred"], p["reply"], p.get("n_latent_blocks", 0)))
     return records
 
 
-def _record(s: TrainingSample, pred: str | None, reply: str, blocks: int, error: str | None = None) -> dict:
+def sample_record(s: TrainingSample, pred: str | None, reply: str, blocks: int, error: str | None = None) -> dict:
+    """The record :func:`summarize` reads, for one sample (also the demo's blind guess)."""
     gold = s.answer.strip().upper()
     out = {"id": s.id, "question_type": s.question_type, "gold": gold, "pred": pred, "correct": pred == gold,
            "reply": reply, "n_latent_blocks": blocks}

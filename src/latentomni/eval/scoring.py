@@ -10,8 +10,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from latentomni.data.answers import parse_choice
 from latentomni.data.questions import LABEL_SEP, EvalItem
-from latentomni.eval.answer import parse_choice
 from latentomni.eval.benchmarks.base import Benchmark, Breakdown
 
 UNKNOWN = "unknown"

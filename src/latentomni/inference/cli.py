@@ -35,9 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _infer(args: argparse.Namespace) -> int:
+    from ..data.answers import extract_choice, last_boxed
+    from ..data.media import MediaError
     from ..data.questions import ANSWER_INSTRUCTION
-    from .data.media import MediaError
-    from .eval.answer import extract_choice
     from .predictor import LatentOmniPredictor
 
     if args.video is None and args.audio is None:
@@ -56,7 +56,7 @@ def _infer(args: argparse.Namespace) -> int:
         return 1
     out = pred.generate([enc])
     text = out.texts[0]
-    answer = extract_choice(text, args.options) if args.options else _last_boxed(text)
+    answer = extract_choice(text, args.options) if args.options else last_boxed(text)
     if args.json:
         print(json.dumps({"reply": text, "answer": answer, "n_latent_blocks": out.num_blocks[0],
                           "note": note, "settings": pred.settings()}))
@@ -66,15 +66,3 @@ def _infer(args: argparse.Namespace) -> int:
         print(text)
         print(f"\nanswer: {answer if answer is not None else '(no parseable answer)'}")
     return 0
-
-
-def _last_boxed(text: str) -> str | None:
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 1, start + len("\\boxed{")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i:j]
-    return None

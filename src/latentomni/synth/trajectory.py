@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from latentomni.data.answers import boxed_spans
 from latentomni.synth.text import normalize_answer
 
 __all__ = [
@@ -32,7 +33,6 @@ CITATION = re.compile(r"\[Segment (\d+)\]")
 # Anything in brackets that starts like a segment reference but is not the canonical form:
 # "[Segments 1-2]", "[segment 3]", "[Seg 2]", "[Segment 2, Segment 3]".
 _LOOSE_CITATION = re.compile(r"\[\s*seg(?:ment)?s?\b[^\]]*\]", re.IGNORECASE)
-_BOXED = "\\boxed{"
 
 
 @dataclass(frozen=True)
@@ -49,20 +49,13 @@ def citations(text: str) -> list[int]:
 
 
 def extract_boxed(text: str) -> tuple[str, int, int] | None:
-    """The content of the last ``\\boxed{...}`` (braces balanced) with its start and end offsets."""
-    start = text.rfind(_BOXED)
-    if start == -1:
+    """The content of the last balanced ``\\boxed{...}`` (stripped) with its start and end offsets
+    (:func:`latentomni.data.questions.boxed_spans`, the one reader of the convention)."""
+    spans = boxed_spans(text)
+    if not spans:
         return None
-    depth, i = 1, start + len(_BOXED)
-    while i < len(text):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + len(_BOXED) : i].strip(), start, i + 1
-        i += 1
-    return None
+    content, start, end = spans[-1]
+    return content.strip(), start, end
 
 
 _LETTER_ONLY = re.compile(r"^\(?([A-D])\)?[.:]?$")

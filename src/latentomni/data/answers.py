@@ -1,4 +1,10 @@
-"""The one multiple-choice answer extractor every benchmark is scored with.
+"""The one reader of answers: the ``\\boxed{...}`` convention (:func:`boxed_spans`) and the one multiple-choice
+answer extractor every benchmark is scored with (:func:`extract_choice`).
+
+It sits in the data layer, beside the question (``data.questions``), so that ``infer``, eval's scoring, the
+synth pipeline's trajectory rules and the experiments all read a reply the same way.
+
+Order of evidence of the extractor, strongest first:
 
 Order of evidence, strongest first:
 
@@ -32,8 +38,35 @@ from dataclasses import dataclass
 # Any <...Latent...>...</...Latent...> span, whatever the exact tag name the model module settles on.
 _LATENT_SPAN = re.compile(r"<(\w*latent\w*)>.*?</\1>", re.IGNORECASE | re.DOTALL)
 _STRAY_TAG = re.compile(r"</?\w*latent\w*>|<\|[^|<>]*\|>", re.IGNORECASE)
-_BOXED = re.compile(r"\\boxed\s*\{")
 _TEX_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+
+_BOXED = re.compile(r"\\boxed\s*\{")
+
+
+def boxed_spans(text: str) -> list[tuple[str, int, int]]:
+    """Every ``\\boxed{...}`` of ``text`` in order, braces balanced (``\\boxed{\\text{B}}`` is one box):
+    its content (unstripped), its start and its end offset. An unclosed box is not one.
+
+    The one reader of the answer convention the prompt asks for (``data.questions.ANSWER_INSTRUCTION``, the paper's
+    ``\\boxed{answer}``): the answer parser of eval, the trajectory rules of synth and ``infer`` all use it,
+    so a box that one of them reads the others read the same way."""
+    found = []
+    for m in _BOXED.finditer(text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            found.append((text[m.end() : i - 1], m.start(), i))
+    return found
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last balanced ``\\boxed{...}`` (stripped), or None: a reply's final answer."""
+    spans = boxed_spans(text)
+    return spans[-1][0].strip() if spans else None
+
+
 
 # A letter at the start of a fragment counts only when nothing word-like follows it, or a connective does:
 # "B", "B.", "(B)", "B, because", but not "A man walks" or "a dog".
@@ -94,7 +127,7 @@ def parse_choice(reply: str, options: Sequence[str]) -> Choice:
     texts = [_strip_label(opt, letter) for opt, letter in zip(options, letters, strict=True)]
     text = _STRAY_TAG.sub(" ", _LATENT_SPAN.sub(" ", reply or ""))
 
-    boxed = _boxed_contents(text)
+    boxed = [content for content, _start, _end in boxed_spans(text)]
     if boxed:
         letter = _read_fragment(boxed[-1], letters, texts)
         if letter:
@@ -113,19 +146,6 @@ def parse_choice(reply: str, options: Sequence[str]) -> Choice:
 def _strip_label(option: str, letter: str) -> str:
     m = _OPTION_LABEL.match(option)
     return option[m.end() :] if m and m.group(1) == letter else option
-
-
-def _boxed_contents(text: str) -> list[str]:
-    """Contents of every ``\\boxed{...}``, braces balanced (``\\boxed{\\text{B}}`` is one box)."""
-    found = []
-    for m in _BOXED.finditer(text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            found.append(text[m.end() : i - 1])
-    return found
 
 
 def _clean(fragment: str) -> str:

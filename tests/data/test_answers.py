@@ -5,7 +5,7 @@ REPLIES is kept as a module-level table so it can be quoted: (reply, options, ex
 
 import pytest
 
-from latentomni.eval.answer import extract_choice, parse_choice
+from latentomni.data.answers import extract_choice, parse_choice
 
 SCENE = [
     "A. A man walks a dog",
