@@ -19,20 +19,9 @@ leaderboard) per video category. Records carry no question id, so ids are ``<vid
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from latentomni.data.questions import EvalItem
-from latentomni.eval.annotations import (
-    QidAllocator,
-    Record,
-    check_unique_qids,
-    load_records,
-    media_file,
-    normalise_answer,
-    normalise_options,
-    parse_seconds,
-)
-from latentomni.eval.benchmarks.base import Benchmark, Breakdown
+from latentomni.eval.annotations import Record, parse_seconds
+from latentomni.eval.benchmarks.base import Benchmark, Breakdown, Fields, Source
 
 NAME = "daily_omni"
 TYPES = (
@@ -53,49 +42,32 @@ def duration_group(value: object) -> str:
     return "30s" if seconds <= 45 else "60s"
 
 
-def load(annotations: Path, media_root: Path, *, allow_absolute_media: bool = False) -> list[EvalItem]:
-    records = load_records(annotations)
-    qid = QidAllocator()
-    items = [_item(rec, media_root, qid, allow_absolute_media) for rec in records]
-    check_unique_qids((it.qid for it in items), Path(annotations))
-    return items
-
-
-def _item(rec: Record, media_root: Path, qid: QidAllocator, allow_absolute: bool) -> EvalItem:
+def _items(rec: Record, src: Source) -> list[EvalItem]:
+    """A record is one question; its clip's audio track is the separate ``_audio.wav`` when shipped."""
     video_id = rec.require_text("video_id", "videoID", "video")
-    options = normalise_options(rec.require("Choice", "choices", "options"), rec, "Choice")
-    answer = normalise_answer(rec.require("Answer", "correct_option"), options, rec, "Answer")
     videos = [f"{video_id}/{video_id}_video.mp4", f"{video_id}.mp4"]
-    video = media_file(rec, media_root, videos, field="video_id", allow_absolute=allow_absolute)
-    wav = media_file(
-        rec, media_root, [f"{video_id}/{video_id}_audio.wav"], field="video_id", allow_absolute=allow_absolute,
-        required=False,
-    )
-    return EvalItem(
-        benchmark=NAME,
-        qid=rec.text("qid", "question_id", "id") or qid(video_id),
-        question=rec.require_text("Question", "question"),
-        options=options,
-        answer=answer,
-        video=video,
-        audio=wav,
-        use_audio=True,
-        meta={
-            "task_type": rec.text("Type", "task_type", "qa_type"),
-            "duration": duration_group(rec.get("video_duration", "duration")),
-            "video_category": rec.text("video_category"),
-        },
-    )
+    video = src.media(rec, videos, field="video_id")
+    wav = src.media(rec, [f"{video_id}/{video_id}_audio.wav"], field="video_id", required=False)
+    meta = {
+        "task_type": rec.text("Type", "task_type", "qa_type"),
+        "duration": duration_group(rec.get("video_duration", "duration")),
+        "video_category": rec.text("video_category"),
+    }
+    own_id = rec.text("qid", "question_id", "id")
+    return [src.item(rec, qid=own_id or src.qids(video_id), video=video, audio=wav, meta=meta)]
 
 
 BENCHMARK = Benchmark(
     name=NAME,
     title="Daily-Omni",
-    loader=load,
+    fields=Fields(
+        question=("Question", "question"), options=("Choice", "choices", "options"), answer=("Answer", "correct_option")
+    ),
+    records=_items,
     breakdowns=(
         Breakdown("task_type", "Type", TYPES),
-        Breakdown("duration", "Duration", ("30s", "60s")),
-        Breakdown("video_category", "Video category"),
+        Breakdown("duration", order=("30s", "60s")),
+        Breakdown("video_category"),
     ),
     aliases=("daily-omni", "dailyomni"),
 )

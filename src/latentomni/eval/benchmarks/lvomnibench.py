@@ -23,62 +23,41 @@ questions as this adapter's runs do and hands OmniEval the parsed letter.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from latentomni.data.questions import EvalItem
-from latentomni.eval.annotations import (
-    QidAllocator,
-    check_unique_qids,
-    load_records,
-    media_file,
-    normalise_answer,
-    normalise_options,
-)
-from latentomni.eval.benchmarks.base import Benchmark, Breakdown
+from latentomni.eval.annotations import Record
+from latentomni.eval.benchmarks.base import Benchmark, Breakdown, Fields, Source
 
 NAME = "lvomnibench"
 
 
-def load(annotations: Path, media_root: Path, *, allow_absolute_media: bool = False) -> list[EvalItem]:
-    items = []
-    qid = QidAllocator()
-    for rec in load_records(annotations):
-        video_id = rec.require_text("video_id", "video")
-        options = normalise_options(rec.require("options", "choices"), rec)
-        answer = normalise_answer(rec.require("correct_option", "answer"), options, rec, "correct_option")
-        items.append(
-            EvalItem(
-                benchmark=NAME,
-                qid=rec.text("question_id", "qid", "id", "index") or qid(video_id),
-                question=rec.require_text("question"),
-                options=options,
-                answer=answer,
-                video=media_file(
-                    rec, media_root, [f"{video_id}.mp4"], field="video_id", allow_absolute=allow_absolute_media
-                ),
-                audio=None,
-                use_audio=True,
-                meta={
-                    "question_type": rec.text("question_type", "task_type"),
-                    "audio_type": rec.text("audio_type"),
-                    "difficulty": rec.text("difficulty"),
-                    "video_category": rec.text("video_category", "category"),
-                },
-            )
+def _items(rec: Record, src: Source) -> list[EvalItem]:
+    """A record is one question."""
+    video_id = rec.require_text("video_id", "video")
+    return [
+        src.item(
+            rec,
+            qid=rec.text("question_id", "qid", "id", "index") or src.qids(video_id),
+            video=src.media(rec, [f"{video_id}.mp4"], field="video_id"),
+            meta={
+                "question_type": rec.text("question_type", "task_type"),
+                "audio_type": rec.text("audio_type"),
+                "difficulty": rec.text("difficulty"),
+                "video_category": rec.text("video_category", "category"),
+            },
         )
-    check_unique_qids((it.qid for it in items), Path(annotations))
-    return items
+    ]
 
 
 BENCHMARK = Benchmark(
     name=NAME,
     title="LVOmniBench",
-    loader=load,
+    fields=Fields(answer=("correct_option", "answer")),
+    records=_items,
     breakdowns=(
-        Breakdown("question_type", "Question type"),
-        Breakdown("audio_type", "Audio type"),
-        Breakdown("difficulty", "Difficulty"),
-        Breakdown("video_category", "Video category"),
+        Breakdown("question_type"),
+        Breakdown("audio_type"),
+        Breakdown("difficulty"),
+        Breakdown("video_category"),
     ),
     aliases=("lv_omni_bench", "lvomni"),
 )

@@ -26,25 +26,12 @@ group of their own and are listed under ``notes.outside_duration_buckets``. ``--
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from latentomni.data.questions import EvalItem
-from latentomni.eval.annotations import (
-    AnnotationError,
-    QidAllocator,
-    Record,
-    check_unique_qids,
-    load_records,
-    media_file,
-    normalise_answer,
-    normalise_options,
-    parse_seconds,
-)
-from latentomni.eval.benchmarks.base import Benchmark, Breakdown
-
-log = logging.getLogger(__name__)
+from latentomni.eval.annotations import AnnotationError, Record, normalise_answer, parse_seconds
+from latentomni.eval.benchmarks.base import Benchmark, Breakdown, Fields, Source, nested_questions
 
 NAME = "omnivideobench"
 AUDIO_TYPES = ("Speech", "Sound", "Music")
@@ -68,54 +55,44 @@ def duration_bucket(value: object) -> str:
     return OVER_30
 
 
-def load(annotations: Path, media_root: Path, *, allow_absolute_media: bool = False) -> list[EvalItem]:
-    items: list[EvalItem] = []
-    qid = QidAllocator()
-    for rec in load_records(annotations):
-        video = rec.require_text("video", "video_id", "video_name")
-        questions = rec.get("questions")
-        if isinstance(questions, list):
-            for k, q in enumerate(questions):
-                child = rec.child(q, f"questions[{k}]")
-                items.append(_item(child, rec, video, qid(video), media_root, allow_absolute_media))
-        else:
-            own = rec.text("qid", "question_id", "id") or qid(video)
-            items.append(_item(rec, rec, video, own, media_root, allow_absolute_media))
-    check_unique_qids((it.qid for it in items), Path(annotations))
-    _warn(annotations, items)
-    return items
+class _GoldLetter(Fields):
+    """``correct_option`` is the gold letter (errors name it); a record without one is scored by its
+    ``answer`` text."""
+
+    def gold(self, q: Record, options: list[str]) -> str:
+        if q.get("correct_option") is not None:
+            return normalise_answer(q.get("correct_option"), options, q, "correct_option")
+        return normalise_answer(q.require("correct_option", "answer"), options, q)
 
 
-def _item(q: Record, video: Record, video_name: str, qid: str, media_root: Path, allow_absolute: bool) -> EvalItem:
-    options = normalise_options(q.require("options", "choices"), q)
-    conflict: dict[str, str] = {}
-    if q.get("correct_option") is not None:
-        answer = normalise_answer(q.get("correct_option"), options, q, "correct_option")
-        if q.get("answer") is not None:
-            text_option = _option_named_by(q, options)
-            if text_option != answer:
-                conflict = {TEXT_KEY: q.text("answer"), TEXT_OPTION_KEY: text_option or ""}
-    else:
-        answer = normalise_answer(q.require("correct_option", "answer"), options, q)
+def _items(rec: Record, src: Source) -> list[EvalItem]:
+    """The questions a video entry nests (ids counted per video), or the record itself when it is one."""
+    video = rec.require_text("video", "video_id", "video_name")
+    questions = nested_questions(rec)
+    if questions is None:
+        return [_item(rec, rec, video, rec.text("qid", "question_id", "id") or src.qids(video), src)]
+    return [_item(q, rec, video, src.qids(video), src) for q in questions]
+
+
+def _item(q: Record, video: Record, video_name: str, qid: str, src: Source) -> EvalItem:
     stem = Path(video_name).stem if video_name.lower().endswith(".mp4") else video_name
-    return EvalItem(
-        benchmark=NAME,
+    item = src.item(
+        q,
         qid=qid,
-        question=q.require_text("question"),
-        options=options,
-        answer=answer,
-        video=media_file(video, media_root, [f"{stem}.mp4"], field="video", allow_absolute=allow_absolute),
-        audio=None,
-        use_audio=True,
+        video=src.media(video, [f"{stem}.mp4"], field="video"),
         meta={
             "question_type": q.text("question_type", "task_type"),
             "audio_type": q.text("audio_type"),
             "duration_bucket": duration_bucket(video.get("duration")),
             "duration": video.text("duration"),
             "video_type": video.text("video_type"),
-            **conflict,
         },
     )
+    if q.get("correct_option") is not None and q.get("answer") is not None:
+        text_option = _option_named_by(q, item.options)
+        if text_option != item.answer:
+            item.meta.update({TEXT_KEY: q.text("answer"), TEXT_OPTION_KEY: text_option or ""})
+    return item
 
 
 def _option_named_by(q: Record, options: list[str]) -> str | None:
@@ -158,26 +135,16 @@ def notes(items: list[EvalItem]) -> dict[str, Any]:
     }
 
 
-def _warn(annotations: Path, items: list[EvalItem]) -> None:
-    found = notes(items)
-    for key in ("answer_text_disagrees", "outside_duration_buckets"):
-        if found[key]["n"]:
-            first = found[key]["records"][0]
-            log.warning(
-                "%s: %d of %d questions: %s (e.g. %s); listed in results.json under notes.%s",
-                annotations, found[key]["n"], len(items), found[key]["about"], first, key,
-            )
-
-
 BENCHMARK = Benchmark(
     name=NAME,
     title="OmniVideoBench",
-    loader=load,
+    fields=_GoldLetter(),
+    records=_items,
     breakdowns=(
-        Breakdown("question_type", "Question type"),
-        Breakdown("audio_type", "Audio type", AUDIO_TYPES),
+        Breakdown("question_type"),
+        Breakdown("audio_type", order=AUDIO_TYPES),
         Breakdown("duration_bucket", "Duration (min)", DURATION_ORDER),
-        Breakdown("video_type", "Video type"),
+        Breakdown("video_type"),
     ),
     aliases=("omni_video_bench", "omnivideo", "ovb"),
     notes_of=notes,

@@ -25,18 +25,9 @@ their ``eval_your_results.py``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from latentomni.data.questions import EvalItem
-from latentomni.eval.annotations import (
-    Record,
-    check_unique_qids,
-    load_records,
-    media_file,
-    normalise_answer,
-    normalise_options,
-)
-from latentomni.eval.benchmarks.base import Benchmark, Breakdown
+from latentomni.eval.annotations import Record
+from latentomni.eval.benchmarks.base import Benchmark, Breakdown, Source, nested_questions
 from latentomni.eval.official import videomme_official
 
 NAME = "videomme"
@@ -65,33 +56,21 @@ TASK_TYPES = (
 )
 
 
-def load(annotations: Path, media_root: Path, *, allow_absolute_media: bool = False) -> list[EvalItem]:
-    items: list[EvalItem] = []
-    for rec in load_records(annotations):
-        questions = rec.get("questions")
-        if isinstance(questions, list):
-            for k, q in enumerate(questions):
-                items.append(_item(rec.child(q, f"questions[{k}]"), rec, media_root, allow_absolute_media))
-        else:
-            items.append(_item(rec, rec, media_root, allow_absolute_media))
-    check_unique_qids((it.qid for it in items), Path(annotations))
-    return items
+def _items(rec: Record, src: Source) -> list[EvalItem]:
+    """The questions of a video entry (the authors' template), or the record itself (the Hugging Face rows)."""
+    questions = nested_questions(rec)
+    return [_item(q, rec, src) for q in (questions if questions is not None else [rec])]
 
 
-def _item(q: Record, video: Record, media_root: Path, allow_absolute: bool) -> EvalItem:
+def _item(q: Record, video: Record, src: Source) -> EvalItem:
     video_id = video.require_text("video_id", "videoID")
     youtube_id = video.text("videoID", "youtube_id")
-    options = normalise_options(q.require("options", "choices"), q)
     names = [n for n in (youtube_id, video_id) if n]
     candidates = [f"{n}.mp4" for n in names] + [f"data/{n}.mp4" for n in names]
-    return EvalItem(
-        benchmark=NAME,
+    return src.item(
+        q,
         qid=q.require_text("question_id", "qid"),
-        question=q.require_text("question"),
-        options=options,
-        answer=normalise_answer(q.require("answer"), options, q),
-        video=media_file(video, media_root, candidates, field="videoID", allow_absolute=allow_absolute),
-        audio=None,
+        video=src.media(video, candidates, field="videoID"),
         use_audio=False,
         meta={
             "video_id": video_id,
@@ -106,11 +85,11 @@ def _item(q: Record, video: Record, media_root: Path, allow_absolute: bool) -> E
 BENCHMARK = Benchmark(
     name=NAME,
     title="VideoMME",
-    loader=load,
+    records=_items,
     breakdowns=(
-        Breakdown("duration", "Duration", DURATIONS),
-        Breakdown("task_type", "Task type", TASK_TYPES),
-        Breakdown("domain", "Domain", DOMAINS),
+        Breakdown("duration", order=DURATIONS),
+        Breakdown("task_type", order=TASK_TYPES),
+        Breakdown("domain", order=DOMAINS),
         Breakdown("sub_category", "Sub-category"),
     ),
     aliases=("video-mme", "video_mme", "videomme-v"),

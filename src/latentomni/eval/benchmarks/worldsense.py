@@ -28,17 +28,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from latentomni.data.questions import EvalItem
-from latentomni.eval.annotations import (
-    QidAllocator,
-    Record,
-    check_unique_qids,
-    load_records,
-    media_file,
-    normalise_answer,
-    normalise_options,
-    parse_seconds,
-)
-from latentomni.eval.benchmarks.base import Benchmark, Breakdown
+from latentomni.eval.annotations import Record, parse_seconds
+from latentomni.eval.benchmarks.base import Benchmark, Breakdown, Fields, Source
 
 NAME = "worldsense"
 DURATIONS = ("<1min", "1-2min", "2-4min", "4-6min", "6-8min", ">8min")
@@ -75,39 +66,26 @@ def duration_bucket(bucket: object, seconds: object) -> str:
     return DURATIONS[-1]
 
 
-def load(annotations: Path, media_root: Path, *, allow_absolute_media: bool = False) -> list[EvalItem]:
-    items: list[EvalItem] = []
-    qid = QidAllocator()
-    for rec in load_records(annotations):
-        tasks = [(k, v) for k, v in rec.data.items() if str(k).lower().startswith("task") and isinstance(v, dict)]
-        if tasks:
-            video_id = rec.text("video_id", "video") or rec.key or rec.require_text("video_id")
-            for key, task in tasks:
-                task_rec = rec.child(task, str(key))
-                items.append(_item(task_rec, rec, video_id, f"{video_id}#{key}", media_root, allow_absolute_media))
-        else:
-            video_id = rec.text("video_id", "video") or Path(rec.require_text("video_path")).stem
-            own_id = rec.text("qid", "question_id", "index")
-            items.append(_item(rec, rec, video_id, own_id or qid(video_id), media_root, allow_absolute_media))
-    check_unique_qids((it.qid for it in items), Path(annotations))
-    return items
+def _items(rec: Record, src: Source) -> list[EvalItem]:
+    """The questions of a video entry (``task0``, ``task1``, ...), or the record itself when it is one row of
+    VLMEvalKit's table."""
+    tasks = [(k, v) for k, v in rec.data.items() if str(k).lower().startswith("task") and isinstance(v, dict)]
+    if tasks:
+        video_id = rec.text("video_id", "video") or rec.key or rec.require_text("video_id")
+        return [_item(rec.child(task, str(key)), rec, video_id, f"{video_id}#{key}", src) for key, task in tasks]
+    video_id = rec.text("video_id", "video") or Path(rec.require_text("video_path")).stem
+    own_id = rec.text("qid", "question_id", "index")
+    return [_item(rec, rec, video_id, own_id or src.qids(video_id), src)]
 
 
-def _item(task: Record, video: Record, video_id: str, qid: str, media_root: Path, allow_absolute: bool) -> EvalItem:
-    options = normalise_options(task.require("candidates", "options", "choices"), task, "candidates")
-    answer = normalise_answer(task.require("answer", "correct_option"), options, task)
+def _item(task: Record, video: Record, video_id: str, qid: str, src: Source) -> EvalItem:
     names = [f"{video_id}.mp4"]
     if video.text("video_path"):
         names.append(Path(video.text("video_path")).name)
-    return EvalItem(
-        benchmark=NAME,
+    return src.item(
+        task,
         qid=qid,
-        question=task.require_text("question"),
-        options=options,
-        answer=answer,
-        video=media_file(video, media_root, names, field="video_id", allow_absolute=allow_absolute),
-        audio=None,
-        use_audio=True,
+        video=src.media(video, names, field="video_id"),
         meta={
             "task_type": task.text("task_type"),
             "task_domain": task.text("task_domain"),
@@ -122,14 +100,15 @@ def _item(task: Record, video: Record, video_id: str, qid: str, media_root: Path
 BENCHMARK = Benchmark(
     name=NAME,
     title="WorldSense",
-    loader=load,
+    fields=Fields(options=("candidates", "options", "choices"), answer=("answer", "correct_option")),
+    records=_items,
     breakdowns=(
-        Breakdown("task_type", "Task type"),
-        Breakdown("task_domain", "Task domain", TASK_DOMAINS),
-        Breakdown("domain", "Domain", DOMAINS),
+        Breakdown("task_type"),
+        Breakdown("task_domain", order=TASK_DOMAINS),
+        Breakdown("domain", order=DOMAINS),
         Breakdown("sub_category", "Sub-category"),
-        Breakdown("audio_class", "Audio class", AUDIO_CLASSES),
-        Breakdown("duration", "Duration", DURATIONS),
+        Breakdown("audio_class", order=AUDIO_CLASSES),
+        Breakdown("duration", order=DURATIONS),
     ),
     aliases=("world_sense", "world-sense"),
 )
