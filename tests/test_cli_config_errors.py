@@ -25,12 +25,6 @@ def test_a_missing_config_file(tmp_path: Path, capsys):
                    "(No such file or directory)"
 
 
-def test_a_missing_inherited_file(tmp_path: Path, capsys):
-    (tmp_path / "child.yaml").write_text("inherit: parent.yaml\n")
-    line = _train(capsys, "--config", str(tmp_path / "child.yaml"))
-    assert f"{tmp_path / 'parent.yaml'}: cannot read the training config" in line
-
-
 def test_an_unknown_field_names_the_file_that_sets_it_and_suggests_the_name(tmp_path: Path, capsys):
     (tmp_path / "parent.yaml").write_text(GOOD + "  lerning_rate: 1.0e-4\n")
     (tmp_path / "child.yaml").write_text("inherit: parent.yaml\ntraining: {max_steps: 3}\n")
@@ -54,16 +48,20 @@ def test_a_yaml_tag_names_file_line_and_field(tmp_path: Path, capsys, value):
                            f"YAML tag '{tag}' is not allowed")
 
 
-def test_invalid_yaml_names_file_and_line(tmp_path: Path, capsys):
-    (tmp_path / "c.yaml").write_text("model: {base: x\n")
-    line = _train(capsys, "--config", str(tmp_path / "c.yaml"))
-    assert f"{tmp_path / 'c.yaml'}:2: not valid YAML" in line
+# (the config file's text, the file the line must name, and what it must say about it)
+BAD_FILES = {
+    "a missing inherited file": ("inherit: parent.yaml\n", "parent.yaml", ": cannot read the training config"),
+    "invalid YAML: file and line": ("model: {base: x\n", "c.yaml", ":2: not valid YAML"),
+    "an invalid value: field and value": (GOOD + "  warmup_ratio: 3\n", "c.yaml",
+                                          ": training.warmup_ratio: Input should be less than 1 (got 3)"),
+}
 
 
-def test_an_invalid_value_names_the_field_and_the_value(tmp_path: Path, capsys):
-    (tmp_path / "c.yaml").write_text(GOOD + "  warmup_ratio: 3\n")
-    line = _train(capsys, "--config", str(tmp_path / "c.yaml"))
-    assert f"{tmp_path / 'c.yaml'}: training.warmup_ratio: Input should be less than 1 (got 3)" in line
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_a_bad_file_is_named_with_its_problem(tmp_path: Path, capsys, case):
+    text, named, says = BAD_FILES[case]
+    (tmp_path / "c.yaml").write_text(text)
+    assert f"{tmp_path / named}{says}" in _train(capsys, "--config", str(tmp_path / "c.yaml"))
 
 
 def test_a_valid_config_still_prints(tmp_path: Path, capsys):
