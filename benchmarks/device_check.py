@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from latentomni.data.collate import MediaSettings, SampleEncoder, batch_to, collate
     from latentomni.data.schema import load_samples
     from latentomni.data.world import generate_world
-    from latentomni.eval.samples import evaluate_samples, summarize
+    from latentomni.eval.samples import evaluate_world, summarize
+    from latentomni.inference.predictor import LatentOmniPredictor
     from latentomni.model.generate import GenerationConfig, generate
     from latentomni.model.wrapper import LatentOmniModel
     from latentomni.testing.tiny import build_tiny_base
@@ -70,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
         model = LatentOmniModel.from_pretrained(tmp / "run").to(dev).eval()
         test = load_samples(world.path("test_seen"))[:32]
-        recs = evaluate_samples(model, test, world.out_dir, media, GenerationConfig(max_new_tokens=96), 16,
-                                progress=False)
+        predictor = LatentOmniPredictor.from_model(model, "run", media, GenerationConfig(max_new_tokens=96))
+        recs = evaluate_world(predictor, test, world.out_dir, tmp / "eval", 16, progress=False)
         report["eval"] = summarize(recs, 0.25)
 
         # parity, float32: CPU vs GPU on one batch

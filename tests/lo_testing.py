@@ -78,15 +78,18 @@ def write_train_config(tmp_path, base, rows, **training) -> Path:
     return cfg
 
 
-def spy_evaluated_clips(monkeypatch, module) -> list[str]:
-    """Replace ``module.evaluate_samples`` by a pass-through that records the clip of every sample it is
-    asked about; returns that (growing) list, so a test can check which split was evaluated."""
+def spy_evaluated_clips(monkeypatch) -> list[str]:
+    """Wrap ``LatentOmniPredictor.predict`` (the one prediction path of the demo, the sweep and ``eval``) in a
+    pass-through that records the world clip of every question it is asked; returns that (growing) list, so a
+    test can check which split was evaluated."""
+    from latentomni.inference.predictor import LatentOmniPredictor
+
     asked: list[str] = []
-    evaluate = module.evaluate_samples
+    predict = LatentOmniPredictor.predict
 
-    def spy(model, samples, *args, **kwargs):
-        asked.extend(s.meta["clip"] for s in samples)
-        return evaluate(model, samples, *args, **kwargs)
+    def spy(self, items):
+        asked.extend(it.meta["clip"] for it in items)
+        return predict(self, items)
 
-    monkeypatch.setattr(module, "evaluate_samples", spy)
+    monkeypatch.setattr(LatentOmniPredictor, "predict", spy)
     return asked

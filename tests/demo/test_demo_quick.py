@@ -38,10 +38,9 @@ def test_pretrain_base_writes_a_loadable_checkpoint_with_recipe(tmp_path, monkey
 
 
 def test_quick_demo_runs_every_variant_and_writes_the_report(tmp_path, capsys, monkeypatch):
-    import latentomni.demo.run as run_mod
     from latentomni.cli import main
 
-    asked = spy_evaluated_clips(monkeypatch, run_mod)
+    asked = spy_evaluated_clips(monkeypatch)
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     assert asked and all(c.startswith("test-") for c in asked), "the demo's table never reads the validation split"

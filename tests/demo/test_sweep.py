@@ -103,10 +103,9 @@ def test_cli_reports_a_bad_spec_in_one_line(tmp_path, capsys):
 def test_quick_sweep_scores_on_validation_only_writes_the_table_and_resumes(tmp_path, monkeypatch, capsys):
     """Smoke version of the real sweep: a tiny world, 2 runs of 2 steps; a rerun trains nothing, a changed
     run only that one."""
-    import latentomni.eval.samples as samples_mod
     import latentomni.train.trainer as trainer_mod
 
-    asked = spy_evaluated_clips(monkeypatch, samples_mod)
+    asked = spy_evaluated_clips(monkeypatch)
     spec = "budgets: [2]\nval_questions: 6\ndiagnostics_samples: 3\nruns:\n  - {name: vanilla, config: vanilla}\n" \
            "  - {name: latent-through, set: {latent.attention_flow: through_latents, latent.lambda_sync: %s}}\n"
     path = _spec(tmp_path, spec % "1.0")

@@ -492,7 +492,7 @@ def test_videomme_authors_template(tmp_path):
 
 
 def test_registry_names_and_aliases():
-    assert list(BENCHMARKS) == ["daily_omni", "worldsense", "omnivideobench", "lvomnibench", "videomme"]
+    assert list(BENCHMARKS) == ["daily_omni", "worldsense", "omnivideobench", "lvomnibench", "videomme", "world"]
     for alias, name in [
         ("Daily-Omni", "daily_omni"),
         ("OmniVideoBench", "omnivideobench"),
@@ -530,6 +530,9 @@ HOSTILE_LAYOUTS = {
                                                "correct_option": "A"}], "video_id"),
     "videomme": ("vm.json", lambda vid: [{"video_id": "001", "videoID": vid, "question_id": "001-1",
                                           "question": "Q?", "options": _OPTS, "answer": "A"}], "videoID"),
+    "world": ("world.json", lambda vid: [{"id": "q1", "answer": "A", "options": _OPTS, "messages": [
+        {"role": "user", "content": [{"type": "video", "video": f"{vid}.mp4"}, {"type": "text", "text": "Q?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "\\boxed{A}"}]}]}], "video"),
 }
 
 

@@ -1,8 +1,8 @@
-"""End to end: ``latentomni eval`` with the real predictor on the tiny checkpoint, for all five benchmarks.
+"""End to end: ``latentomni eval`` with the real predictor on the tiny checkpoint, for every benchmark.
 
 Each benchmark gets records in its official format and layout (see the adapters' docstrings) pointing at
 short real clips (H.264 + AAC, 56x56) rendered here; the run goes through ``latentomni.cli.main`` exactly as
-on the command line, then ``latentomni eval compare`` tabulates the five runs.
+on the command line, then ``latentomni eval compare`` tabulates the runs.
 """
 
 import json
@@ -87,8 +87,17 @@ def _videomme(root):
     return root / "videomme.jsonl", root / "media", ["001-1", "001-2"]
 
 
+def _world(root):
+    """The synthetic world's held-out split as `make demo` renders it (one test clip, no training clips)."""
+    from latentomni.data.schema import load_samples
+    from latentomni.data.world import generate_world
+
+    world = generate_world(root, n_train_clips=0, n_test_clips=1, seed=0, workers=1)
+    return world.path("test"), world.out_dir, [s.id for s in load_samples(world.path("test"))[:2]]
+
+
 LAYOUTS = {"daily_omni": _daily_omni, "worldsense": _worldsense, "omnivideobench": _omnivideobench,
-           "lvomnibench": _lvomnibench, "videomme": _videomme}
+           "lvomnibench": _lvomnibench, "videomme": _videomme, "world": _world}
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from ..data.collate import VARIANTS, MediaSettings
 from ..data.schema import TrainingSample, load_samples
 from ..data.world import WorldManifest, generate_world
 from ..data.world.questions import OptionOrder
-from ..eval.samples import _record, evaluate_samples, summarize
+from ..eval.samples import evaluate_world, sample_record, summarize
 from ..model.generate import GenerationConfig
 from .base import ASSET_DIR
 
@@ -87,13 +87,15 @@ class DemoSettings:
 class HeldOutCurve(TrainerCallback):
     """Held-out accuracy on a fixed probe set at a few points of training (the learning curve)."""
 
-    def __init__(self, samples, base_dir: Path, media: MediaSettings, every: int, gen: GenerationConfig,
+    def __init__(self, samples, base_dir: Path, media: MediaSettings, every: int, out_dir: Path, name: str,
                  start: dict | None = None):
-        self.samples, self.base_dir, self.media, self.every, self.gen = samples, base_dir, media, every, gen
+        self.samples, self.base_dir, self.media, self.every = samples, base_dir, media, every
+        self.out_dir, self.name = Path(out_dir), name  # one evaluation folder per point: <out_dir>/<name>-step<N>
         self.points: list[dict] = [start] if start else []  # step 0 is the base model, measured once
 
     def measure(self, model, step: int) -> None:
-        recs = evaluate_samples(model, self.samples, self.base_dir, self.media, self.gen, progress=False)
+        recs = evaluate(model, f"{self.name}@step{step}", self.samples, self.base_dir, self.media,
+                        self.out_dir / f"{_slug(self.name)}-step{step}", batch_size=32, progress=False)
         acc = sum(r["correct"] for r in recs) / max(len(recs), 1)
         self.points.append({"step": step, "accuracy": acc})
         log.info("step %d: held-out probe accuracy %.3f", step, acc)
@@ -149,16 +151,17 @@ def run_demo(settings: DemoSettings) -> dict:
     rows: dict[str, dict] = {}
     curves: dict[str, list[dict]] = {}
     media = _config(settings, names[0], world.out_dir).data.media
+    evals = out / "eval"  # one evaluation folder (questions, settings, predictions, results) per row
     base = LatentOmniModel.from_pretrained(settings.base).eval()
-    start = HeldOutCurve(probe, world.out_dir, media, 1, _gen_config())
+    start = HeldOutCurve(probe, world.out_dir, media, 1, evals / "curves", "base")
     start.measure(base, 0)
-    rows["base (no post-training)"] = _evaluate(base, held_out, world.out_dir, media, settings)
+    rows["base (no post-training)"] = _evaluate(base, held_out, world.out_dir, media, settings, evals / "base")
     del base
     for name in names:
         cfg = _config(settings, name, world.out_dir)
         steps = cfg.training.max_steps
         every = max(1, steps // max(settings.curve_points, 1))
-        curve = HeldOutCurve(probe, world.out_dir, cfg.data.media, every, _gen_config(), start.points[0])
+        curve = HeldOutCurve(probe, world.out_dir, cfg.data.media, every, evals / "curves", name, start.points[0])
         t1 = time.time()
         train(cfg, callbacks=[curve])
         model = LatentOmniModel.from_pretrained(cfg.training.output_dir).eval()
@@ -167,16 +170,17 @@ def run_demo(settings: DemoSettings) -> dict:
         timings[f"train_{name}_s"] = round(time.time() - t1, 1)
         t2 = time.time()
         # The latent variant and its ablations (the only ones in latent mode) get the diagnostics.
-        rows[name] = _evaluate(model, held_out, world.out_dir, cfg.data.media, settings, diag_samples)
+        rows[name] = _evaluate(model, held_out, world.out_dir, cfg.data.media, settings, evals / _slug(name),
+                               diag_samples)
         timings[f"eval_{name}_s"] = round(time.time() - t2, 1)
 
     best = max(VARIANTS, key=lambda n: rows[n]["all"]["accuracy"])
     best_model = LatentOmniModel.from_pretrained(settings.out / "variants" / best).eval()
     controls = {
-        "audio zeroed": _evaluate(best_model, held_out, world.out_dir, media.model_copy(update={"zero_audio": True}),
-                                  settings),
-        "video zeroed": _evaluate(best_model, held_out, world.out_dir, media.model_copy(update={"zero_video": True}),
-                                  settings),
+        f"{zeroed} zeroed": _evaluate(best_model, held_out, world.out_dir,
+                                      media.model_copy(update={f"zero_{zeroed}": True}), settings,
+                                      evals / f"{_slug(best)}-{zeroed}-zeroed")
+        for zeroed in ("audio", "video")
     }
     timings["total_s"] = round(time.time() - t0, 1)
     results = {
@@ -241,20 +245,36 @@ def blind_guess(train: list[TrainingSample], held_out: list[TrainingSample]) -> 
     for s in train:
         by_type.setdefault(s.question_type, Counter())[s.answer] += 1
     overall = sum(by_type.values(), Counter())
-    return [_record(s, (by_type.get(s.question_type) or overall).most_common(1)[0][0], "", 0) for s in held_out]
+    return [sample_record(s, (by_type.get(s.question_type) or overall).most_common(1)[0][0], "", 0) for s in held_out]
 
 
 def _gen_config() -> GenerationConfig:
     return GenerationConfig(max_new_tokens=160, max_latent_blocks=3)
 
 
-def _evaluate(model, held_out: dict, world_dir: Path, media: MediaSettings, settings: DemoSettings,
+def evaluate(model, name: str, samples: list[TrainingSample], world_dir: Path, media: MediaSettings, out_dir: Path,
+             batch_size: int, progress: bool = True) -> list[dict]:
+    """The records of ``model`` on ``samples`` by the one prediction path (the predictor, ``run_eval`` on the
+    ``world`` benchmark; :func:`..eval.samples.evaluate_world`), greedy with the demo's decoding
+    (:func:`_gen_config`); ``out_dir`` keeps the run's questions, settings and predictions."""
+    from ..inference.predictor import LatentOmniPredictor
+
+    # World clips are a few kB of pixels each: keep every clip of a split decoded (the cache never changes a reply).
+    predictor = LatentOmniPredictor.from_model(model, name, media, _gen_config(), media_cache_size=256)
+    return evaluate_world(predictor, samples, world_dir, out_dir, batch_size, progress)
+
+
+def _slug(name: str) -> str:
+    """A row name as a folder name ("base (no post-training)" -> "base-no-post-training")."""
+    return "-".join("".join(c if c.isalnum() or c in "._" else " " for c in name).split()) or "run"
+
+
+def _evaluate(model, held_out: dict, world_dir: Path, media: MediaSettings, settings: DemoSettings, out_dir: Path,
               diagnostics_samples: list[TrainingSample] | None = None) -> dict:
-    """Accuracy on the held-out questions (all, per split); with ``diagnostics_samples``, a latent model's
-    diagnostics too (the trigger rate over these replies)."""
+    """Accuracy on the held-out questions (all, per split), evaluated into ``out_dir``; with
+    ``diagnostics_samples``, a latent model's diagnostics too (the trigger rate over these replies)."""
     samples = [s for split in held_out.values() for s in split]
-    recs = evaluate_samples(model, samples, world_dir, media, _gen_config(), settings.eval_batch_size,
-                            desc="eval held-out")
+    recs = evaluate(model, str(out_dir.name), samples, world_dir, media, out_dir, settings.eval_batch_size)
     split_of = {s.id: split for split, group in held_out.items() for s in group}
     parts = {split: summarize([r for r in recs if split_of[r["id"]] == split], CHANCE) for split in held_out}
     row = {"all": summarize(recs, CHANCE), **parts, "examples": [r["reply"] for r in recs[:2]]}

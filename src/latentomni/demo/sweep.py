@@ -17,10 +17,10 @@ A spec is YAML (``configs/demo/sweep.yaml`` is the default; every field of :clas
       latent.attention_flow: [causal, through_latents]
 
 Every run is trained under every base and budget alike, so an ordering can be read per (base, budget).
-Results go to ``<out>/sweep/``: one folder per run (``runs/<id>/``: the model, ``result.json``) and the
-table ``results.md`` / ``results.json``, rewritten after each run. A rerun skips every run whose
-``result.json`` records the same configuration, base checkpoint (by hash), budget and world; an interrupted
-run is trained again from its start.
+Results go to ``<out>/sweep/``: one folder per run (``runs/<id>/``: the model, ``result.json``, the validation
+evaluation ``val/``) and the table ``results.md`` / ``results.json``, rewritten after each run. A rerun skips
+every run whose ``result.json`` records the same configuration, base checkpoint (by hash), budget and world;
+an interrupted run is trained again from its start.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .run import CHANCE, CONFIG_DIR, DemoSettings, _config, _gen_config, blind_guess, demo_world, latent_diagnostics
+from .run import CHANCE, CONFIG_DIR, DemoSettings, _config, blind_guess, demo_world, evaluate, latent_diagnostics
 
 log = logging.getLogger(__name__)
 DEFAULT_SPEC = CONFIG_DIR / "sweep.yaml"
@@ -261,7 +261,7 @@ def run_sweep(settings: DemoSettings, spec_path: str | Path = DEFAULT_SPEC) -> d
 
 def score_run(p: PlannedRun, cfg, val: list, probe: list, world_dir: Path, settings: DemoSettings) -> dict:
     """Train one run, then its validation accuracy and (for a latent model) the latent diagnostics."""
-    from ..eval.samples import evaluate_samples, summarize
+    from ..eval.samples import summarize
     from ..model.wrapper import LatentOmniModel
     from ..train.trainer import train
 
@@ -270,8 +270,7 @@ def score_run(p: PlannedRun, cfg, val: list, probe: list, world_dir: Path, setti
     train_s = time.time() - t1
     model = LatentOmniModel.from_pretrained(cfg.training.output_dir).eval()
     t2 = time.time()
-    recs = evaluate_samples(model, val, world_dir, cfg.data.media, _gen_config(), settings.eval_batch_size,
-                            desc=f"val {p.id}")
+    recs = evaluate(model, p.id, val, world_dir, cfg.data.media, run_dir(settings, p) / "val", settings.eval_batch_size)
     eval_s = time.time() - t2
     summary = summarize(recs, CHANCE)
     t3 = time.time()

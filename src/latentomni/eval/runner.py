@@ -58,6 +58,19 @@ class ProcessState(Protocol):
     def wait_for_everyone(self) -> None: ...
 
 
+class LocalProcess:
+    """One process and no launcher: for a caller that evaluates in-process (the demo, between training
+    runs), where asking ``accelerate`` would set up the process state the next ``Trainer`` configures."""
+
+    num_processes = 1
+    process_index = 0
+    is_main_process = True
+    is_local_main_process = True
+
+    def wait_for_everyone(self) -> None:
+        pass
+
+
 def run_eval(
     predictor: Predictor,
     benchmark: str | Benchmark,

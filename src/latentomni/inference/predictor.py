@@ -32,27 +32,49 @@ class LatentOmniPredictor:
     def __init__(self, model_dir: str, fps: float = 2.0, max_frames: int = 256, max_pixels: int = 448 * 448,
                  use_audio_in_video: bool = True, prefer_separate_audio: bool = False,
                  system_prompt: str | None = None, max_new_tokens: int = 512, do_sample: bool = False,
-                 temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
+                 temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, seed: int | None = None,
                  max_latent_blocks: int = 4, attention_flow: str | None = None, dtype: str = "auto",
                  device: str = "auto", attn_implementation: str | None = None, media_cache_size: int = 4,
-                 max_audio_seconds: float | None = None):
+                 max_audio_seconds: float | None = None, zero_audio: bool = False, zero_video: bool = False):
         from ..model.wrapper import LatentOmniModel, resolve_dtype
 
         overrides = {"attention_flow": attention_flow} if attention_flow else {}
-        self.model = LatentOmniModel.from_pretrained(model_dir, dtype=resolve_dtype(dtype),
-                                                     attn_implementation=attn_implementation, **overrides)
+        model = LatentOmniModel.from_pretrained(model_dir, dtype=resolve_dtype(dtype),
+                                                attn_implementation=attn_implementation, **overrides)
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        self.model.to(dev).eval()
-        self.model_dir = str(model_dir)
-        self.media = MediaSettings(fps=fps, max_frames=max_frames, max_pixels=max_pixels,
-                                   use_audio_in_video=use_audio_in_video, max_audio_seconds=max_audio_seconds)
-        self.prefer_separate_audio = prefer_separate_audio
-        self.system_prompt = system_prompt
-        self.gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
-                                    top_p=top_p, seed=seed, max_latent_blocks=max_latent_blocks)
-        self.dtype = dtype
+        model.to(dev).eval()
+        media = MediaSettings(fps=fps, max_frames=max_frames, max_pixels=max_pixels,
+                              use_audio_in_video=use_audio_in_video, max_audio_seconds=max_audio_seconds,
+                              zero_audio=zero_audio, zero_video=zero_video)
+        gen = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature,
+                               top_p=top_p, top_k=top_k, seed=seed, max_latent_blocks=max_latent_blocks)
+        self._attach(model, str(model_dir), media, gen, prefer_separate_audio=prefer_separate_audio,
+                     system_prompt=system_prompt, dtype=dtype, media_cache_size=media_cache_size)
+
+    @classmethod
+    def from_model(cls, model, name: str, media: MediaSettings, gen: GenerationConfig, *,
+                   system_prompt: str | None = None, prefer_separate_audio: bool = False,
+                   media_cache_size: int = 4) -> LatentOmniPredictor:
+        """A predictor around a model already in memory (the demo's variants, a model mid-training), left on
+        its device; ``name`` stands for the checkpoint in :meth:`settings`. :meth:`predict` puts the model in
+        eval mode for the call and gives it back in the mode it found it in."""
+        self = cls.__new__(cls)
+        self._attach(model, name, media, gen, prefer_separate_audio=prefer_separate_audio,
+                     system_prompt=system_prompt, dtype=str(model.thinker.dtype).removeprefix("torch."),
+                     media_cache_size=media_cache_size)
+        return self
+
+    def _attach(self, model, name: str, media: MediaSettings, gen: GenerationConfig, *, prefer_separate_audio: bool,
+                system_prompt: str | None, dtype: str, media_cache_size: int) -> None:
         if media_cache_size < 0:
             raise ValueError(f"media_cache_size must be >= 0, got {media_cache_size}")
+        self.model = model
+        self.model_dir = name
+        self.media = media
+        self.prefer_separate_audio = prefer_separate_audio
+        self.system_prompt = system_prompt
+        self.gen = gen
+        self.dtype = dtype
         # Not in settings(): the cache changes how often a clip is decoded, never a reply.
         self.media_cache_size = media_cache_size
         self._encoders: dict[bool, SampleEncoder] = {}  # by use_audio_in_video, each with its media cache
@@ -102,7 +124,16 @@ class LatentOmniPredictor:
         batch = batch_to(batch, self.model.device)
         return generate(self.model, batch, cfg or self.gen)
 
+    @torch.no_grad()
     def predict(self, items: list) -> list[dict[str, Any]]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._predict(items)
+        finally:
+            self.model.train(was_training)
+
+    def _predict(self, items: list) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(items)
         groups: dict[bool, list[tuple[int, Any, str | None]]] = {}
         for i, item in enumerate(items):
