@@ -30,7 +30,7 @@ def test_eval_run_through_cli_uses_the_factory(daily_omni, daily_omni_replies, s
 
     monkeypatch.setattr(eval_cli, "make_predictor", fake_factory)
     config = tmp_path / "predictor.yaml"
-    config.write_text("fps: 1.0\nmax_frames: 64\nsystem_prompt: You are LatentOmni.\n")
+    config.write_text("media: {fps: 1.0, max_frames: 64}\nsystem_prompt: You are LatentOmni.\nbatch_size: 3\n")
     out = tmp_path / "out"
     code = cli.main(
         [
@@ -52,15 +52,19 @@ def test_eval_run_through_cli_uses_the_factory(daily_omni, daily_omni_replies, s
             "--config",
             str(config),
             "--set",
-            "fps=2",
+            "media.fps=2",
             "--set",
-            "mode=latent",
+            "decoding.max_new_tokens=32",
             "--no-progress",
         ]
     )
     assert code == 0
-    assert made["settings"] == {"fps": 2, "max_frames": 64, "system_prompt": "You are LatentOmni.", "mode": "latent"}
+    given = {"fps": 2, "max_frames": 64, "system_prompt": "You are LatentOmni.", "max_new_tokens": 32}
+    assert {k: made["settings"][k] for k in given} == given
+    assert made["settings"]["max_pixels"] == 448 * 448, "a key the config leaves out keeps its default"
     results = json.loads((out / "results.json").read_text())
+    assert results["settings_from"]["media.fps"] == "eval config" == results["settings_from"]["decoding.max_new_tokens"]
+    assert results["settings_from"]["media.max_pixels"] == "default", "the checkpoint has no training config"
     assert results["n"] == 4 and results["n_correct"] == 2  # right, wrong, unparseable, right
     assert json.loads((out / "settings.json").read_text())["batch_size"] == 2
     printed = capsys.readouterr().out
@@ -162,7 +166,7 @@ def test_a_missing_predictor_config_is_one_line(daily_omni, tmp_path, capsys, mo
     monkeypatch.setattr(eval_cli, "make_predictor", lambda *a: pytest.fail("must not build a predictor"))
     assert cli.main(_eval_args(daily_omni, tmp_path / "nope.yaml")) == 2
     line = _one_error_line(capsys)
-    assert f"{tmp_path / 'nope.yaml'}: cannot read the predictor config (No such file or directory)" in line
+    assert f"{tmp_path / 'nope.yaml'}: cannot read the eval config (No such file or directory)" in line
 
 
 def test_a_yaml_tag_in_the_predictor_config_names_file_line_and_field(daily_omni, tmp_path, capsys, monkeypatch):
@@ -174,15 +178,18 @@ def test_a_yaml_tag_in_the_predictor_config_names_file_line_and_field(daily_omni
     assert f"{config}:2: system_prompt: YAML tag '!!python/object/apply:os.system' is not allowed" in line
 
 
-def test_an_unknown_predictor_setting_names_its_file_or_set(daily_omni, tmp_path, capsys):
-    """The real factory checks the settings against the predictor's parameters (no model is loaded: the
-    checkpoint "m" does not exist, so reaching the constructor would fail differently)."""
+def test_an_unknown_predictor_setting_names_its_file_or_set(daily_omni, tmp_path, capsys, monkeypatch):
+    """The typed eval config refuses a key it does not have before any predictor is built."""
+    monkeypatch.setattr(eval_cli, "make_predictor", lambda *a: pytest.fail("must not build a predictor"))
     config = tmp_path / "predictor.yaml"
-    config.write_text("fps: 2\nmax_frame: 64\n")
+    config.write_text("media:\n  fps: 2\n  max_frame: 64\n")
     assert cli.main(_eval_args(daily_omni, config)) == 2
     line = _one_error_line(capsys)
-    assert f"{config}: max_frame: unknown predictor setting 'max_frame' (did you mean max_frames?)" in line
-    config.write_text("fps: 2\n")
-    assert cli.main([*_eval_args(daily_omni, config), "--set", "temprature=0.5"]) == 2
-    assert "--set temprature=0.5: unknown predictor setting 'temprature' (did you mean temperature?)" in \
-        _one_error_line(capsys)
+    assert f"{config}: media.max_frame: unknown setting (did you mean media.max_frames?)" in line
+    config.write_text("media: {fps: 2}\n")
+    assert cli.main([*_eval_args(daily_omni, config), "--set", "decoding.temprature=0.5"]) == 2
+    assert "--set decoding.temprature=0.5: decoding.temprature: unknown setting (did you mean decoding.temperature?)" \
+        in _one_error_line(capsys)
+    config.write_text("fps: 2\n")  # the flat keys of the untyped config: the message names the section
+    assert cli.main(_eval_args(daily_omni, config)) == 2
+    assert f"{config}: fps: unknown setting (did you mean media.fps?)" in _one_error_line(capsys)

@@ -126,7 +126,7 @@ def test_eval_all_benchmarks_on_the_tiny_model_then_compare(ckpt, tmp_path, monk
         out = runs / name
         code = cli.main(["eval", "--model", str(ckpt), "--benchmark", name, "--annotations", str(annotations),
                          "--media-root", str(media_root), "--limit", "2", "--out", str(out), "--no-progress",
-                         "--set", "max_new_tokens=8", "--set", "max_pixels=3136"])
+                         "--set", "decoding.max_new_tokens=8", "--set", "media.max_pixels=3136"])
         assert code == 0, name
 
         predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]

@@ -5,12 +5,14 @@
     latentomni eval compare RUN_DIR... [--labels NAME...] [--out DIR]
 
 The first form evaluates a checkpoint on one benchmark; it runs under ``accelerate launch -m latentomni.cli
-eval ...`` unchanged, each process taking a shard. ``--config``/``--set`` are passed to the predictor as
-keyword settings (``--set`` wins; values are read as JSON when they parse, e.g. ``--set fps=2``). The second
-form prints and writes a Table-1-style comparison of finished runs.
+eval ...`` unchanged, each process taking a shard. ``--config`` is an evaluation config
+(:mod:`latentomni.eval.config`: media, decoding, batch size, per-benchmark decoding) and ``--set`` overrides one
+of its keys by dotted name (``--set media.fps=1``; values are read as JSON when they parse). Media keys the
+config leaves out come from the checkpoint's training config when it has one. The second form prints and
+writes a Table-1-style comparison of finished runs.
 
-Importing this module is cheap: the model code (``latentomni.inference.predictor``) is imported only when a run
-starts, through ``make_predictor``.
+Importing this module is cheap: the config (which imports torch through ``MediaSettings``) and the model code
+(``latentomni.inference.predictor``) are imported only when a run starts.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import Any
 from latentomni.data.questions import Predictor
 from latentomni.eval.annotations import AnnotationError
 from latentomni.eval.benchmarks import BENCHMARKS, get_benchmark
-from latentomni.inference.settings import UnknownSettingError, predictor_settings
 
 RUN_REQUIRED = ("model", "benchmark", "annotations", "media_root")
 
@@ -49,10 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--limit", type=int, help="evaluate only the first N questions (file order)")
     p.add_argument("--out", type=Path, help="output dir (default runs/eval/<model name>/<benchmark>)")
-    p.add_argument("--batch-size", type=int, default=1, help="questions per predict() call (default 1)")
-    p.add_argument("--config", type=Path, help="YAML mapping of predictor settings")
+    p.add_argument("--batch-size", type=int, help="questions per predict() call (default: the config's, else 1)")
+    p.add_argument("--config", type=Path, help="evaluation config YAML (media, decoding, batch_size, benchmarks)")
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="predictor setting"
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one config key by dotted name, e.g. media.fps=1 or decoding.max_new_tokens=64",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_command)
@@ -67,7 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def make_predictor(model_dir: str, settings: dict[str, Any]) -> Predictor:
-    """The real predictor; the only place the evaluation harness imports model code."""
+    """The real predictor, from ``EvalConfig.predictor_kwargs``; the only place the evaluation harness imports
+    model code."""
     from latentomni.inference.predictor import LatentOmniPredictor
     from latentomni.inference.settings import check_settings
 
@@ -76,6 +79,7 @@ def make_predictor(model_dir: str, settings: dict[str, Any]) -> Predictor:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from latentomni.eval.config import checkpoint_media, load_eval_config
     from latentomni.eval.runner import SettingsMismatchError, run_eval
 
     missing = [f"--{name.replace('_', '-')}" for name in RUN_REQUIRED if getattr(args, name) is None]
@@ -84,7 +88,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     try:
         bench = replace(get_benchmark(args.benchmark), allow_absolute_media=args.allow_absolute_media)
-        settings = predictor_settings(args.config, args.overrides)
+        config = load_eval_config(args.config, args.overrides)
         if not args.media_root.is_dir():
             raise ValueError(f"--media-root {args.media_root} is not a directory")
         bench.load(args.annotations, args.media_root)  # a bad file fails now, not after loading the model
@@ -92,11 +96,9 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"latentomni eval: error: {e}", file=sys.stderr)
         return 2
     out = args.out or Path("runs") / "eval" / Path(args.model).name / bench.name
+    settings, settings_from = config.predictor_kwargs(bench.name, checkpoint_media(args.model))
     try:
         predictor = make_predictor(str(args.model), settings)
-    except UnknownSettingError as e:
-        print(f"latentomni eval: error: {e.where(args.config, args.overrides)}", file=sys.stderr)
-        return 2
     except ModuleNotFoundError as e:
         if e.name != "latentomni.inference.predictor":
             raise
@@ -110,8 +112,9 @@ def run_command(args: argparse.Namespace) -> int:
             args.media_root,
             out,
             limit=args.limit,
-            batch_size=args.batch_size,
+            batch_size=args.batch_size if args.batch_size is not None else config.batch_size,
             progress=not args.no_progress,
+            settings_from=settings_from,
         )
     except (AnnotationError, SettingsMismatchError) as e:
         print(f"latentomni eval: error: {e}", file=sys.stderr)
@@ -152,5 +155,9 @@ def format_summary(results: dict[str, Any], out: Path) -> str:
     for bd in results["breakdowns"].values():
         groups = ", ".join(f"{name} {pct(g['accuracy'])} ({g['n']})" for name, g in bd["groups"].items())
         lines.append(f"  {bd['title']}: {groups}")
+    media = {k.removeprefix("media."): v for k, v in results.get("settings_from", {}).items() if k.startswith("media.")}
+    if media:
+        given = {src: [k for k, s in media.items() if s == src] for src in dict.fromkeys(media.values())}
+        lines.append("  media settings from: " + "; ".join(f"{src} ({', '.join(keys)})" for src, keys in given.items()))
     lines.append(f"results: {out / 'results.json'}")
     return "\n".join(lines)

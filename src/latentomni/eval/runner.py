@@ -82,8 +82,13 @@ def run_eval(
     *,
     state: ProcessState | None = None,
     progress: bool = True,
+    settings_from: dict[str, str] | None = None,
 ) -> dict[str, Any] | None:
     """Evaluate ``predictor`` on the first ``limit`` questions of ``benchmark`` (all when None).
+
+    ``settings_from`` says where each predictor setting came from (``{"media.fps": "eval config"}``; the
+    ``eval`` command passes ``EvalConfig.predictor_kwargs``' account); it is written to settings.json and,
+    with the predictor's settings, to results.json, so a result says what it was asked with.
 
     Returns the results dict on the main process and None on the others. Items whose media file is missing
     are not sent to the predictor; they are listed in results.json and retried by the next rerun, as are
@@ -104,6 +109,8 @@ def run_eval(
         log.warning("%s: %d of %d questions have missing media (e.g. %s)", bench.title, len(missing), len(items), first)
 
     settings = run_settings(predictor, bench, annotations, media_root, limit, batch_size, state.num_processes)
+    if settings_from:
+        settings["settings_from"] = dict(settings_from)
     out_dir.mkdir(parents=True, exist_ok=True)
     stored = load_predictions(out_dir)
     done = {qid for qid, record in stored.items() if not record.get("error")}
@@ -126,6 +133,9 @@ def run_eval(
         return None
     predictions = merge_predictions(out_dir)
     results = score(bench, items, predictions, missing)
+    results["predictor"] = settings["predictor"]
+    if settings_from:
+        results["settings_from"] = dict(settings_from)
     if results["n_media_errors"]:
         qid, error = next(iter(results["media_errors"].items()))
         log.warning("%s: %d questions could not be asked because their media failed to decode (e.g. %s: %s); "

@@ -1,12 +1,34 @@
-"""Predictor settings from ``--config FILE.yaml`` and ``--set KEY=VALUE``, checked against the predictor's
-constructor before any model loads. Free of model imports, so ``eval`` and ``analyze`` can refuse a bad setting
-in a fraction of a second."""
+"""Predictor settings: the typed decoding section (:class:`DecodingSettings`), and the reading of
+``--config FILE.yaml`` / ``--set KEY=VALUE`` shared by ``eval`` (typed: :mod:`latentomni.eval.config`) and
+``analyze`` (keyword settings checked against the predictor's constructor before any model loads). Free of
+model imports, so a bad setting is refused in a fraction of a second."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import AttentionFlow
+
+
+class DecodingSettings(BaseModel):
+    """How a reply is decoded (``model.generate.GenerationConfig``) and the latent settings that do not
+    change the weights. Greedy by default: the Qwen-Omni thinker's own generation config samples, which makes
+    two runs of one benchmark disagree."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(default=512, ge=1)  # every generated position counts, latent states included
+    do_sample: bool = False
+    temperature: float = Field(default=1.0, gt=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    top_k: int = Field(default=0, ge=0)  # 0: no top-k cut
+    seed: int | None = None
+    max_latent_blocks: int = Field(default=4, ge=0)  # after this many blocks the trigger is suppressed
+    attention_flow: AttentionFlow | None = None  # None: the checkpoint's own (latentomni.json)
 
 
 class UnknownSettingError(ValueError):
@@ -41,33 +63,41 @@ def check_settings(predictor: type, settings: dict[str, Any]) -> None:
             raise UnknownSettingError(key, known)
 
 
+def read_mapping(config: Path, what: str = "predictor config") -> dict[str, Any]:
+    """A YAML file that must hold a mapping. A file that cannot be read, is not YAML (a tag included) or is not
+    a mapping raises ``ValueError`` with one line naming the file, the line and the field."""
+    import yaml
+
+    from ..cli import yaml_error_line
+
+    try:
+        text = config.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ValueError(f"{config}: cannot read the {what} ({e.strerror})") from None
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(yaml_error_line(config, text, e)) from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{config}: expected a mapping of settings, got {type(loaded).__name__}")
+    return loaded
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--set``: the value read as JSON where it parses (``--set fps=2`` is a number)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
 def predictor_settings(config: Path | None, overrides: list[str]) -> dict[str, Any]:
-    """``--config`` YAML merged with ``--set KEY=VALUE`` pairs (JSON values where they parse). A config that
-    cannot be read, is not YAML (a tag included) or is not a mapping raises ``ValueError`` with one line
-    naming the file, the line and the field."""
-    settings: dict[str, Any] = {}
-    if config is not None:
-        import yaml
-
-        from ..cli import yaml_error_line
-
-        try:
-            text = config.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ValueError(f"{config}: cannot read the predictor config ({e.strerror})") from None
-        try:
-            loaded = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(yaml_error_line(config, text, e)) from None
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{config}: expected a mapping of predictor settings, got {type(loaded).__name__}")
-        settings.update(loaded)
+    """``--config`` YAML merged with ``--set KEY=VALUE`` pairs, as flat predictor keyword settings."""
+    settings: dict[str, Any] = read_mapping(config) if config is not None else {}
     for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            settings[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            settings[key.strip()] = value
+        key, value = parse_set(item)
+        settings[key] = value
     return settings
