@@ -51,6 +51,9 @@ def test_quick_demo_runs_every_variant_and_writes_the_report(tmp_path, capsys, m
         lo, hi = row["all"]["ci95"]
         assert 0 <= lo <= row["all"]["accuracy"] <= hi <= 1 and row["all"]["n"] > 0
         assert row["unseen_types"]["n"] > 0 and row["seen_types"]["n"] > 0
+        assert row["unseen_types"]["n"] + row["seen_types"]["n"] == row["all"]["n"], "each question in one split"
+    n_unseen = len((out / "world" / "test.jsonl").read_text().splitlines())
+    assert results["variants"]["latent"]["unseen_types"]["n"] == n_unseen, "every held-out-type question counted"
     assert {"audio zeroed", "video zeroed"} <= results["controls"].keys()
     assert results["blind_guess"]["n"] == results["variants"]["vanilla"]["all"]["n"]
     assert results["settings"]["option_order"] == "canonical"

@@ -95,7 +95,7 @@ class HeldOutCurve(TrainerCallback):
 
     def measure(self, model, step: int) -> None:
         recs = evaluate(model, f"{self.name}@step{step}", self.samples, self.base_dir, self.media,
-                        self.out_dir / f"{_slug(self.name)}-step{step}", batch_size=32, progress=False)
+                        self.out_dir / f"{self.name}-step{step}", batch_size=32, progress=False)
         acc = sum(r["correct"] for r in recs) / max(len(recs), 1)
         self.points.append({"step": step, "accuracy": acc})
         log.info("step %d: held-out probe accuracy %.3f", step, acc)
@@ -170,7 +170,7 @@ def run_demo(settings: DemoSettings) -> dict:
         timings[f"train_{name}_s"] = round(time.time() - t1, 1)
         t2 = time.time()
         # The latent variant and its ablations (the only ones in latent mode) get the diagnostics.
-        rows[name] = _evaluate(model, held_out, world.out_dir, cfg.data.media, settings, evals / _slug(name),
+        rows[name] = _evaluate(model, held_out, world.out_dir, cfg.data.media, settings, evals / name,
                                diag_samples)
         timings[f"eval_{name}_s"] = round(time.time() - t2, 1)
 
@@ -179,7 +179,7 @@ def run_demo(settings: DemoSettings) -> dict:
     controls = {
         f"{zeroed} zeroed": _evaluate(best_model, held_out, world.out_dir,
                                       media.model_copy(update={f"zero_{zeroed}": True}), settings,
-                                      evals / f"{_slug(best)}-{zeroed}-zeroed")
+                                      evals / f"{best}-{zeroed}-zeroed")
         for zeroed in ("audio", "video")
     }
     timings["total_s"] = round(time.time() - t0, 1)
@@ -264,19 +264,17 @@ def evaluate(model, name: str, samples: list[TrainingSample], world_dir: Path, m
     return evaluate_world(predictor, samples, world_dir, out_dir, batch_size, progress)
 
 
-def _slug(name: str) -> str:
-    """A row name as a folder name ("base (no post-training)" -> "base-no-post-training")."""
-    return "-".join("".join(c if c.isalnum() or c in "._" else " " for c in name).split()) or "run"
-
-
 def _evaluate(model, held_out: dict, world_dir: Path, media: MediaSettings, settings: DemoSettings, out_dir: Path,
               diagnostics_samples: list[TrainingSample] | None = None) -> dict:
     """Accuracy on the held-out questions (all, per split), evaluated into ``out_dir``; with
     ``diagnostics_samples``, a latent model's diagnostics too (the trigger rate over these replies)."""
     samples = [s for split in held_out.values() for s in split]
     recs = evaluate(model, str(out_dir.name), samples, world_dir, media, out_dir, settings.eval_batch_size)
-    split_of = {s.id: split for split, group in held_out.items() for s in group}
-    parts = {split: summarize([r for r in recs if split_of[r["id"]] == split], CHANCE) for split in held_out}
+    # Each record's split by its position, not its id: test.jsonl and test_seen.jsonl number a clip's questions
+    # alike, so one id can name a question of each split.
+    split_of = [split for split, group in held_out.items() for _ in group]
+    parts = {split: summarize([r for r, sp in zip(recs, split_of, strict=True) if sp == split], CHANCE)
+             for split in held_out}
     row = {"all": summarize(recs, CHANCE), **parts, "examples": [r["reply"] for r in recs[:2]]}
     if diagnostics_samples is not None and model.latent.latent_mode:
         t0 = time.time()
