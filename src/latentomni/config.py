@@ -4,11 +4,18 @@ positions, losses and decoding all read it, so they cannot disagree.
 
 Invalid values fail at construction with a message that says which field and why, so that ``Kv + Ka != K``
 is an error at start-up rather than a shape mismatch an hour into a run.
+
+Every config reader (training, eval, prediction settings, the sweep) reports a bad file in one line naming
+the file, the line and the field: :func:`yaml_error_line` and :func:`validation_error_line` live here, at the
+bottom of the layers, so that none of them has to reach up into the command module for it.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -106,3 +113,89 @@ class LatentConfig(BaseModel):
                 f"set lambda_sync: 0 for modalities='{self.modalities}'"
             )
         return self
+
+
+# -- one-line config errors -------------------------------------------------------------------------
+def _node_path(node: Any, index: int, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    """The key path of the YAML node that starts at character ``index`` of the document."""
+    import yaml
+
+    if node.start_mark.index == index and path:
+        return path
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            found = _node_path(value, index, (*path, name))
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _node_path(item, index, (*path, str(i)))
+            if found is not None:
+                return found
+    return None
+
+
+def yaml_error_line(path: str | Path, text: str, error: Exception, *, with_line: bool = True) -> str:
+    """``FILE:LINE: FIELD: problem`` for a YAML error in ``text`` (read from ``path``). A tag (``!!python/...``,
+    ``!include``) is refused by the safe loader; the message says so, and names the field it was on."""
+    import yaml
+
+    mark = getattr(error, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None and with_line else str(path)
+    problem = str(getattr(error, "problem", None) or error).strip()
+    if isinstance(error, yaml.constructor.ConstructorError) and "constructor for the tag" in problem:
+        tag = problem.rsplit("tag ", 1)[-1].replace("tag:yaml.org,2002:", "!!")
+        problem = f"YAML tag {tag} is not allowed (configs are plain YAML: no tags)"
+        field = None
+        if mark is not None:
+            try:
+                field = _node_path(yaml.compose(text, Loader=yaml.SafeLoader), mark.index)
+            except yaml.YAMLError:
+                field = None
+        if field:
+            return f"{where}: {'.'.join(field)}: {problem}"
+        return f"{where}: {problem}"
+    return f"{where}: not valid YAML ({problem})"
+
+
+def _fields_at(model: Any, loc: Sequence[Any]) -> list[str]:
+    """Field names of the pydantic model reached by following ``loc`` from ``model`` (for suggestions)."""
+    from pydantic import BaseModel
+
+    for key in loc:
+        field = getattr(model, "model_fields", {}).get(key)
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    known = getattr(model, "known_fields", None)  # a section that passes other keys through names them too
+    return list(known()) if callable(known) else list(getattr(model, "model_fields", {}))
+
+
+def validation_error_line(source: str, error: Any, model: Any = None) -> str:
+    """One line for a pydantic ``ValidationError``: ``SOURCE: FIELD: problem``, the first error in full and
+    how many more (with their fields). An unknown field gets the closest known name as a suggestion."""
+    errors = error.errors()
+    parts = []
+    for err in errors[:1]:
+        loc = list(err["loc"])
+        field = ".".join(str(x) for x in loc) or "<top level>"
+        if err["type"] == "extra_forbidden":
+            known = _fields_at(model, loc[:-1]) if model is not None else []
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f" (did you mean {'.'.join([*map(str, loc[:-1]), close[0]])}?)" if close else ""
+            parts.append(f"{field}: unknown field{hint}")
+        else:
+            got = err.get("input")
+            shown = f" (got {got!r})" if "input" in err and not isinstance(got, dict | list) else ""
+            msg = err["msg"].removeprefix("Value error, ")
+            parts.append(f"{field}: {msg}{shown}" if loc else f"{msg}")
+    more = errors[1:]
+    if more:
+        fields = ", ".join(".".join(str(x) for x in e["loc"]) or "<top level>" for e in more[:3])
+        parts.append(f"and {len(more)} more ({fields}{', ...' if len(more) > 3 else ''})")
+    return f"{source}: " + "; ".join(parts)

@@ -68,7 +68,7 @@ def read_mapping(config: Path, what: str = "predictor config") -> dict[str, Any]
     a mapping raises ``ValueError`` with one line naming the file, the line and the field."""
     import yaml
 
-    from ..cli import yaml_error_line
+    from ..config import yaml_error_line
 
     try:
         text = config.read_text(encoding="utf-8")

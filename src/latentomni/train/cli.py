@@ -48,7 +48,7 @@ def _yaml_problem(chain: list[Path]) -> str | None:
     """The one-line report of the first file of ``chain`` that is missing or not valid YAML."""
     import yaml
 
-    from latentomni.cli import yaml_error_line
+    from latentomni.config import yaml_error_line
 
     for path in chain:
         try:
@@ -89,7 +89,7 @@ def config_error_line(path: str, overrides: list[str], error: Exception) -> str:
     """One line for what :func:`latentomni.train.config.load_config` raised."""
     from pydantic import ValidationError
 
-    from latentomni.cli import validation_error_line, yaml_error_line
+    from latentomni.config import validation_error_line, yaml_error_line
 
     chain = _inherit_chain(Path(path))
     problem = _yaml_problem(chain)
