@@ -143,3 +143,12 @@ def build_tiny_base(out_dir: str | Path | None = None, seed: int = 0, **sizes: i
         thinker.save_pretrained(out_dir)
         processor.save_pretrained(out_dir)
     return thinker, processor
+
+
+if __name__ == "__main__":  # python -m latentomni.testing.tiny_qwen3 OUT_DIR
+    import sys
+
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m latentomni.testing.tiny_qwen3 OUT_DIR")
+    build_tiny_base(sys.argv[1])
+    print(f"tiny Qwen3-Omni thinker written to {sys.argv[1]}")
