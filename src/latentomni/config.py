@@ -41,6 +41,9 @@ class LatentConfig(BaseModel):
         modalities: which anchor families exist; ``visual`` requires Ka=0 and ``audio`` Kv=0 (Table 4 ablations).
         lambda_latent: λ1 of Eq. 7 (0.005 in App. B).
         lambda_sync: λ2 of Eq. 7 (1.0 in App. B).
+        lambda_router: weight of a mixture-of-experts backbone's router load-balancing loss (Qwen3-Omni), added to
+            Eq. 7 and logged as ``loss_router``; 0.001 is the released Qwen3-Omni's ``router_aux_loss_coef``. A
+            dense backbone (Qwen2.5-Omni) has no router: the field is then unused.
         init_temperature: initial τ of the learnable InfoNCE temperature (Eq. 4).
         sync_detach: stop L_sync's gradient at the latent states (only τ learns); for ablations.
         ospe: Omni-Sync Position Embedding on latent slots; off gives sequential positions.
@@ -70,6 +73,7 @@ class LatentConfig(BaseModel):
     modalities: LatentModalities = "av"
     lambda_latent: float = Field(default=0.005, ge=0)
     lambda_sync: float = Field(default=1.0, ge=0)
+    lambda_router: float = Field(default=0.001, ge=0)
     init_temperature: float = Field(default=0.07, gt=0, le=10)
     sync_detach: bool = False
     ospe: bool = True

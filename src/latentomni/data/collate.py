@@ -8,8 +8,10 @@ Layout of the assistant turn for the ``latent`` variant::
     <|im_start|>assistant\\n  text  <Unified_Latent> <|latent|>*K </Unified_Latent>  text ... \\boxed{B} <|im_end|>
     (no target)              (CE)   (CE: trigger)    (slots: L_latent) (no CE)        (CE)               (CE)
 
-Media tokens are laid out exactly as Qwen2.5-Omni's processor lays them out (audio interleaved with video
-in 2-second chunks when ``use_audio_in_video``), using the processor's own pieces.
+Media tokens are laid out exactly as the model family's processor lays them out when ``use_audio_in_video``
+(Qwen2.5-Omni: audio interleaved with video in 2-second chunks; Qwen3-Omni: token by token in time order), using
+the processor's own pieces; the family's facts (audio token counts, the layout) come from the model's
+:class:`~latentomni.model.backbone.Backbone`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import LatentConfig
+from ..model.backbone import Backbone, Qwen25Omni
 from ..model.tokens import LatentTokenIds
 from .media import AUDIO_SAMPLE_RATE, MediaError, decode_audio, decode_video
 from .schema import AudioPart, LatentPart, TextPart, TrainingSample, VideoPart, resolve_media
@@ -89,8 +92,10 @@ class SampleEncoder:
 
     def __init__(self, processor, latent: LatentConfig, token_ids: LatentTokenIds, media: MediaSettings,
                  system_prompt: str | None = None, position_id_per_seconds: int = 25, seconds_per_chunk: float = 2.0,
-                 media_cache_size: int = 0):
+                 media_cache_size: int = 0, backbone: Backbone | None = None):
         self.processor, self.latent, self.ids, self.media = processor, latent, token_ids, media
+        # The model family's facts (audio token count, audio-in-video layout); Qwen2.5-Omni's when not given.
+        self.backbone = backbone if backbone is not None else Qwen25Omni(None)
         self.tokenizer = processor.tokenizer
         self.system_prompt = system_prompt
         # TMRoPE's time scale, from the thinker config: decides how video and audio tokens interleave.
@@ -106,7 +111,9 @@ class SampleEncoder:
         and token ids, and the TMRoPE time scale of its thinker config (so tokens interleave as it expects)."""
         c = model.config
         return cls(model.processor, model.latent, model.token_ids, media,
-                   position_id_per_seconds=c.position_id_per_seconds, seconds_per_chunk=c.seconds_per_chunk, **kwargs)
+                   position_id_per_seconds=c.position_id_per_seconds,
+                   seconds_per_chunk=getattr(c, "seconds_per_chunk", None) or 2.0,
+                   backbone=getattr(model, "backbone", None), **kwargs)
 
     # -- media ------------------------------------------------------------------------------------------
     def _media(self, sample: TrainingSample, base_dir: Path) -> tuple[dict, dict]:
@@ -159,7 +166,7 @@ class SampleEncoder:
                 wave = np.zeros_like(wave)
             feats = whisper_features(self.processor.feature_extractor, wave)
             tensors["input_features"] = feats
-            n_audio = _audio_tokens(feats.shape[-1])
+            n_audio = self.backbone.audio_token_count(feats.shape[-1])
             if video is not None and audio_part is None:
                 repl["video"] = self._interleave(tensors["video_grid_thw"][0], tensors["second_per_grid"], n_audio)
             else:
@@ -177,24 +184,10 @@ class SampleEncoder:
         return wave[: round(cap * AUDIO_SAMPLE_RATE)]
 
     def _interleave(self, grid: torch.Tensor, second_per_grid: float, n_audio: int) -> str:
-        """Video and audio tokens in 2-second chunks, as Qwen2.5-Omni's processor does for audio-in-video."""
-        proc, tok = self.processor, self.tokenizer
-        merge = proc.video_processor.merge_size
-        t, h, w = (int(x) for x in grid)
-        per_t = (h // merge) * (w // merge)
-        pps = self.position_id_per_seconds
-        video_idx = np.repeat(np.arange(t), per_t) * second_per_grid * pps
-        tokens_per_chunk = int(pps * self.seconds_per_chunk)
-        vchunks = proc.get_chunked_index(video_idx, tokens_per_chunk)
-        achunks = proc.get_chunked_index(np.arange(n_audio), tokens_per_chunk)
-        out = [tok.audio_bos_token]
-        for j in range(max(len(vchunks), len(achunks))):
-            if j < len(vchunks):
-                out.append(tok.video_token * (vchunks[j][1] - vchunks[j][0]))
-            if j < len(achunks):
-                out.append(tok.audio_token * (achunks[j][1] - achunks[j][0]))
-        out.append(tok.audio_eos_token)
-        return "".join(out)
+        """Video and audio tokens of an audio-in-video, in the family's layout (Qwen2.5-Omni: 2-second chunks;
+        Qwen3-Omni: token by token), at this encoder's TMRoPE time scale."""
+        return self.backbone.audio_in_video_layout(self.processor, grid, second_per_grid, n_audio,
+                                                   self.position_id_per_seconds, self.seconds_per_chunk)
 
     # -- text -------------------------------------------------------------------------------------------
     def _prompt_messages(self, sample: TrainingSample) -> list[dict]:
@@ -329,8 +322,9 @@ def pad_features(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tens
 
 
 def _audio_tokens(n_frames: int) -> int:
-    """Audio tokens the Qwen2.5-Omni audio tower emits for ``n_frames`` mel frames (2x conv, 2x pool)."""
-    return ((n_frames - 1) // 2 + 1 - 2) // 2 + 1
+    """Audio tokens the Qwen2.5-Omni audio tower emits for ``n_frames`` mel frames (2x conv, 2x pool); a model's
+    own count is ``backbone.audio_token_count``."""
+    return Qwen25Omni(None).audio_token_count(n_frames)
 
 
 def _segment_table(batch: list[EncodedSample]) -> dict[str, torch.Tensor]:
@@ -386,7 +380,7 @@ def collate(batch: list[EncodedSample], pad_id: int, padding_side: Literal["left
     }
     in_video = {bool(e.meta.get("audio_in_video")) for e in batch if e.pixel_values_videos is not None}
     if len(in_video) > 1:
-        raise ValueError("a batch mixes videos with and without audio-in-video; Qwen2.5-Omni positions need one mode")
+        raise ValueError("a batch mixes videos with and without audio-in-video; Qwen-Omni positions need one mode")
     out["use_audio_in_video"] = in_video == {True}
     videos = [(i, e) for i, e in enumerate(batch) if e.pixel_values_videos is not None]
     if videos:

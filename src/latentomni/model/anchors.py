@@ -14,13 +14,22 @@ event) dominates its slice instead of being averaged away. When N < M a chunk ho
 ``floor(k N / M)``, so tokens repeat and every anchor is still defined. Video tokens are ordered
 time-major (frames, then raster order), so when a window has fewer frames than anchors the chunks
 subdivide a frame spatially. Anchors are detached: they are targets.
+
+The features pooled are the LLM-space ones the prompt embeddings hold -- for Qwen3-Omni the vision merger's
+output, not its DeepStack features (see :mod:`.wrapper` for why). When an audio token covers which seconds is
+the backbone's fact (:meth:`.backbone.Backbone.audio_token_spans`: 40 ms tokens for Qwen2.5-Omni, 13 tokens per
+1-second window for Qwen3-Omni).
 """
 
 from __future__ import annotations
 
 import torch
 
-AUDIO_TOKENS_PER_SECOND = 25.0  # Qwen2.5-Omni's audio encoder emits one token per 40 ms
+from .backbone import Backbone, Qwen25Omni
+
+# Qwen2.5-Omni's audio rate (one token per 40 ms), kept for the callers that assume that family; the rate of a
+# loaded model is ``model.backbone.audio_tokens_per_second``.
+AUDIO_TOKENS_PER_SECOND = Qwen25Omni.AUDIO_TOKENS_PER_SECOND
 
 
 def pooling_weights(features: torch.Tensor, num_anchors: int) -> torch.Tensor:
@@ -55,8 +64,9 @@ def video_token_window(
     return (frames.unsqueeze(1) * per_t + torch.arange(per_t)).flatten()
 
 
-def audio_token_window(num_tokens: int, t0: float, t1: float) -> torch.Tensor:
-    """Indices of audio tokens (1/25 s each) overlapping ``[t0, t1)``."""
-    starts = torch.arange(num_tokens, dtype=torch.float64) / AUDIO_TOKENS_PER_SECOND
-    hit = (starts < t1) & (starts + 1.0 / AUDIO_TOKENS_PER_SECOND > t0)
+def audio_token_window(num_tokens: int, t0: float, t1: float, backbone: Backbone | None = None) -> torch.Tensor:
+    """Indices of audio tokens overlapping ``[t0, t1)``, their spans given by ``backbone`` (Qwen2.5-Omni's
+    1/25 s tokens when None)."""
+    starts, ends = (backbone or Qwen25Omni(None)).audio_token_spans(num_tokens)
+    hit = (starts < t1) & (ends > t0)
     return torch.nonzero(hit).flatten()

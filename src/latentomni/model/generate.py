@@ -17,6 +17,11 @@ The machinery of one step -- the KV cache with what each cached key is (:class:`
 slot's position (:func:`slot_positions`) -- is shared with :func:`rollout`, which generates a teacher-forced
 training sequence's latent states as decoding would (``LatentConfig.slot_inputs: rollout``): this file is
 the only place latent states are decoded.
+
+DeepStack (Qwen3-Omni, :class:`.backbone.DeepStackInputs`): wherever visual tokens are fed -- the prompt's prefill,
+a rollout chunk holding the prompt -- their DeepStack features go with them, as in the thinker's own forward and
+Hugging Face's ``generate`` (whose later steps feed no visual token, so none either); latent states and text get
+none.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
+from .backbone import DeepStackInputs, deepstack_kwargs
 from .masks import blocked_queries, chunk_mask
 from .ospe import latent_position_offsets
 
@@ -85,9 +91,10 @@ class CachedFeed:
         self.media_keys: torch.Tensor | None = None  # (B, Lk) bool
 
     def __call__(self, embeds: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor, media: torch.Tensor,
-                 blocked: torch.Tensor):
+                 blocked: torch.Tensor, deepstack: DeepStackInputs | None = None):
         """Feed ``embeds`` (B, Q, d) at ``positions`` (3, B, Q). ``valid`` (B, Q): real inputs, not padding;
-        ``media`` (B, Q): media tokens; ``blocked`` (B, Q): queries that may not read media keys."""
+        ``media`` (B, Q): media tokens; ``blocked`` (B, Q): queries that may not read media keys; ``deepstack``:
+        the chunk's DeepStack inputs, if it holds visual tokens of a DeepStack backbone."""
         valid = valid.bool()
         media = media.bool() & valid
         grow = self.key_valid is not None
@@ -98,7 +105,7 @@ class CachedFeed:
         else:
             mask = self.key_valid.long()
         return self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=self.cache,
-                       use_cache=True, output_attentions=self.output_attentions)
+                       use_cache=True, output_attentions=self.output_attentions, **deepstack_kwargs(deepstack))
 
 
 def slot_positions(block_start: torch.Tensor, slot: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -126,10 +133,12 @@ def generate(model, batch: dict, cfg: GenerationConfig | None = None, logits_pro
 
     # Prefill: the prompt with its media, HF positions, a fresh cache.
     input_ids, attn = batch["input_ids"].to(model.device), batch["attention_mask"].to(model.device)
-    embeds, _, _ = model.embed_prompt({**batch, "input_ids": input_ids})
+    prompt = model.embed_media({**batch, "input_ids": input_ids})
+    embeds = prompt.embeds
     positions = model.rope_positions({k: v for k, v in batch.items() if k != "slot_index"})
     feed = CachedFeed(model, cfg.output_attentions)
-    out = feed(embeds, positions, attn, model.media_key_mask(input_ids), torch.zeros_like(attn, dtype=torch.bool))
+    out = feed(embeds, positions, attn, model.media_key_mask(input_ids), torch.zeros_like(attn, dtype=torch.bool),
+               prompt.deepstack)
     h = out.last_hidden_state[:, -1]
     b = input_ids.shape[0]
     next_pos = positions.masked_fill(~attn.bool().unsqueeze(0), -1).amax(dim=(0, 2)) + 1  # (B,)
@@ -197,7 +206,7 @@ def generate(model, batch: dict, cfg: GenerationConfig | None = None, logits_pro
 
 @torch.no_grad()
 def rollout(model, batch: dict, embeds: torch.Tensor, positions: torch.Tensor,
-            n_blocks: int | None = None) -> torch.Tensor:
+            n_blocks: int | None = None, deepstack: DeepStackInputs | None = None) -> torch.Tensor:
     """The latent states decoding feeds back at the slots of a teacher-forced sequence, as (n_slots, d) in
     the slot order of ``batch["slot_index"]`` (sample by sample, block by block, then k).
 
@@ -213,6 +222,7 @@ def rollout(model, batch: dict, embeds: torch.Tensor, positions: torch.Tensor,
     ``positions`` (3, B, L) its rotary positions (:meth:`rope_positions`); slot positions in them are not read.
     ``n_blocks``: run at least this many blocks (padding past the batch's own), so that every process of a
     sharded run (ZeRO-3, FSDP gather parameters at each module call) calls the language model equally often.
+    ``deepstack``: the sequence's DeepStack inputs (:meth:`embed_media`), fed with the visual tokens of each chunk.
     """
     ids, attn, slots = batch["input_ids"], batch["attention_mask"].bool(), batch["slot_index"]
     b, n, d = embeds.shape
@@ -241,12 +251,12 @@ def rollout(model, batch: dict, embeds: torch.Tensor, positions: torch.Tensor,
         idx = idx.clamp(0, n - 1)
         out = feed(embeds.gather(1, idx.unsqueeze(-1).expand(-1, -1, d)),
                    positions.gather(2, idx.unsqueeze(0).expand(3, -1, -1)), valid, media.gather(1, idx),
-                   blocked.gather(1, idx))
+                   blocked.gather(1, idx), deepstack.gather(idx, valid) if deepstack is not None else None)
         h = out.last_hidden_state[:, -1]  # z_1: the trigger's state
         block_start = positions[0].gather(1, idx[:, -1:]).squeeze(1) + 1
         for k in range(k_total):
             states[:, j, k] = h
-            step = torch.full_like(block_start, k)
+            step = torch.full_like(block_start, k, dtype=torch.long)  # positions may be float (Qwen3-Omni)
             out = feed(h.unsqueeze(1), slot_positions(block_start, step, offsets), has[:, j:j + 1], no, no)
             h = out.last_hidden_state[:, -1]
         span_start = torch.where(has[:, j], end + k_total + 1, span_start)

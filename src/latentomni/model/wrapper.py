@@ -1,4 +1,4 @@
-"""LatentOmniModel: the unmodified Hugging Face Qwen2.5-Omni thinker plus the latent machinery.
+"""LatentOmniModel: an unmodified Hugging Face Qwen-Omni thinker plus the latent machinery.
 
 Nothing of transformers is copied or patched: the wrapper calls the thinker's own encoders
 (``get_video_features``, ``get_audio_features``), its ``get_rope_index`` and its text model, and owns only
@@ -6,6 +6,17 @@ what the paper adds -- anchors at latent slots, OSPE positions, the controlled a
 losses -- in one single teacher-forced pass (Sec. 3.4). With ``slot_inputs: rollout`` (or ``scheduled``) the
 slots of that pass hold the model's own states instead, generated beforehand without gradient by the decoding
 loop's own machinery (:func:`.generate.rollout`).
+
+Everything that differs between model families (Qwen2.5-Omni, Qwen3-Omni: classes, token rates, DeepStack, the
+mixture-of-experts router loss) is asked of the model's :class:`.backbone.Backbone`, picked from the checkpoint.
+
+DeepStack (Qwen3-Omni): the vision tower also hands features of intermediate layers to the text model, which adds
+them to the hidden states of its first layers at the visual tokens. The wrapper passes them wherever visual tokens
+are fed (this forward, the rollout, the decoding loop's prefill), exactly as the thinker's own forward does. The
+anchors pool only the merger's LLM-space output (the features scattered into the prompt embeddings), never the
+DeepStack features: an anchor is the *input embedding* of a latent slot and the target of the state fed back there
+at inference, so it must live where input embeddings live; DeepStack features are residual additions inside the
+first layers, in another space, and a latent slot (not a visual token) receives none, in training as in decoding.
 """
 
 from __future__ import annotations
@@ -18,10 +29,10 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalGeneration
 
 from ..config import LatentConfig
 from .anchors import audio_token_window, pool_anchors, video_token_window
+from .backbone import Backbone, DeepStackInputs, backbone_class, backbone_for, checkpoint_model_type, deepstack_kwargs
 from .generate import rollout
 from .losses import SegmentBank, latent_loss_items, sync_loss, sync_pairs, text_loss
 from .masks import blocked_queries, training_mask
@@ -45,6 +56,20 @@ class LatentOmniOutput:
     loss_sync: torch.Tensor
     temperature: torch.Tensor | None = None  # τ of Eq. 4, detached (read inside forward: sharded-safe)
     per_sample: dict[str, torch.Tensor] | None = None
+    # The MoE router's load-balancing loss (unweighted; weighted by latent.lambda_router in ``loss``); None for a
+    # dense backbone.
+    loss_router: torch.Tensor | None = None
+
+
+@dataclass
+class PromptEmbeddings:
+    """A batch's input embeddings with media scattered in, the per-video and per-audio LLM-space features (for
+    anchors), and the DeepStack inputs of the text model (None for a backbone without DeepStack)."""
+
+    embeds: torch.Tensor
+    videos: list[torch.Tensor]
+    audios: list[torch.Tensor]
+    deepstack: DeepStackInputs | None = None
 
 
 class LatentOmniModel(nn.Module):
@@ -53,10 +78,11 @@ class LatentOmniModel(nn.Module):
     # checkpoint written before the variant was recorded).
     variant: str | None = None
 
-    def __init__(self, thinker: Qwen2_5OmniThinkerForConditionalGeneration, processor: Qwen2_5OmniProcessor,
-                 latent: LatentConfig, token_ids: LatentTokenIds):
+    def __init__(self, thinker: nn.Module, processor, latent: LatentConfig, token_ids: LatentTokenIds,
+                 backbone: Backbone | None = None):
         super().__init__()
         self.thinker, self.processor, self.latent, self.token_ids = thinker, processor, latent, token_ids
+        self.backbone = backbone if backbone is not None else backbone_for(thinker.config)
         # log τ of Eq. 4, learnable. Shape (1,), not 0-dim: DeepSpeed ZeRO flattens parameters into buckets
         # with ``view`` and fails on 0-dim tensors. Stored 0-dim on disk (latentomni_params.safetensors).
         self.log_temperature = nn.Parameter(torch.tensor([float(latent.init_temperature)]).log())
@@ -68,12 +94,12 @@ class LatentOmniModel(nn.Module):
     @classmethod
     def from_base(cls, path: str | Path, latent: LatentConfig | None = None, dtype: torch.dtype | None = None,
                   attn_implementation: str | None = None) -> LatentOmniModel:
-        """Start from a released (or tiny) Qwen2.5-Omni thinker checkpoint; adds the latent tokens."""
+        """Start from a released (or tiny) Qwen2.5-Omni or Qwen3-Omni thinker checkpoint (the family is read from
+        its config.json, see :func:`.backbone.backbone_class`); adds the latent tokens."""
         kwargs = {"dtype": dtype} if dtype is not None else {}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
-        thinker = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(str(path), **kwargs)
-        processor = Qwen2_5OmniProcessor.from_pretrained(str(path))
+        thinker, processor = backbone_class(checkpoint_model_type(path)).load(path, **kwargs)
         ids = add_latent_tokens(processor.tokenizer, thinker)
         return cls(thinker, processor, latent or LatentConfig(), ids)
 
@@ -88,14 +114,13 @@ class LatentOmniModel(nn.Module):
         cfg_file = path / CONFIG_NAME
         if not cfg_file.is_file():
             raise FileNotFoundError(f"{path} is not a LatentOmni checkpoint (no {CONFIG_NAME}); "
-                                    "use LatentOmniModel.from_base for a plain Qwen2.5-Omni checkpoint")
+                                    "use LatentOmniModel.from_base for a plain Qwen-Omni checkpoint")
         meta = json.loads(cfg_file.read_text())
         latent = LatentConfig(**{**meta["latent"], **overrides})
         kwargs = {"dtype": dtype} if dtype is not None else {}
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
-        thinker = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(str(path), **kwargs)
-        processor = Qwen2_5OmniProcessor.from_pretrained(str(path))
+        thinker, processor = backbone_class(checkpoint_model_type(path)).load(path, **kwargs)
         model = cls(thinker, processor, latent, LatentTokenIds.from_tokenizer(processor.tokenizer))
         model.variant = meta.get("variant")  # absent in checkpoints from before it was saved
         if (path / PARAMS_NAME).is_file():
@@ -134,34 +159,39 @@ class LatentOmniModel(nn.Module):
 
     def embed_prompt(self, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """Token embeddings with media features scattered in, exactly as the thinker does it; also returns
-        the per-video and per-audio LLM-space features (reused for anchors, never encoded twice)."""
+        the per-video and per-audio LLM-space features (reused for anchors, never encoded twice). The DeepStack
+        inputs come with :meth:`embed_media`."""
+        media = self.embed_media(batch)
+        return media.embeds, media.videos, media.audios
+
+    def embed_media(self, batch: dict) -> PromptEmbeddings:
+        """:meth:`embed_prompt` plus the text model's DeepStack inputs (None for a backbone without DeepStack)."""
         inner = self.thinker.model
         ids = batch["input_ids"]
         embeds = inner.get_input_embeddings()(ids)
         videos: list[torch.Tensor] = []
         audios: list[torch.Tensor] = []
+        deepstack = None
         if batch.get("pixel_values_videos") is not None:
-            out = inner.get_video_features(batch["pixel_values_videos"], batch["video_grid_thw"], return_dict=True)
-            videos = [v.to(embeds.dtype) for v in out.pooler_output]
-            mask = (ids == self.config.video_token_id).unsqueeze(-1)
-            embeds = embeds.masked_scatter(mask, torch.cat(videos))
+            pooled, stacked = self.backbone.video_features(self.thinker, batch["pixel_values_videos"],
+                                                           batch["video_grid_thw"])
+            videos = [v.to(embeds.dtype) for v in pooled]
+            visual = ids == self.config.video_token_id
+            embeds = embeds.masked_scatter(visual.unsqueeze(-1), torch.cat(videos))
+            if stacked is not None:
+                deepstack = DeepStackInputs(visual, [torch.cat(layer).to(embeds.dtype) for layer in stacked])
         if batch.get("input_features") is not None:
             fmask = batch["feature_attention_mask"]
             out = inner.get_audio_features(batch["input_features"], fmask, return_dict=True)
-            lengths = inner.audio_tower._get_feat_extract_output_lengths(fmask.sum(-1))[1].tolist()
+            lengths = self.backbone.audio_feature_lengths(self.thinker, fmask)
             audios = list(out.last_hidden_state.to(embeds.dtype).split(lengths))
             mask = (ids == self.config.audio_token_id).unsqueeze(-1)
             embeds = embeds.masked_scatter(mask, torch.cat(audios))
-        return embeds, videos, audios
+        return PromptEmbeddings(embeds, videos, audios, deepstack)
 
     def rope_positions(self, batch: dict) -> torch.Tensor:
-        """(3, B, L) positions: HF's get_rope_index for every token, OSPE for latent slots."""
-        fmask = batch.get("feature_attention_mask")
-        positions, _ = self.thinker.model.get_rope_index(
-            batch["input_ids"], None, batch.get("video_grid_thw"), batch["attention_mask"],
-            bool(batch.get("use_audio_in_video", False)),
-            fmask.sum(-1) if fmask is not None else None, batch.get("video_second_per_grid"),
-        )
+        """(3, B, L) positions: the family's get_rope_index for every token, OSPE for latent slots."""
+        positions = self.backbone.rope_index(self.thinker, batch)
         if "slot_index" in batch:
             positions = apply_ospe(positions, batch["slot_index"], self.latent)
         return positions
@@ -201,7 +231,7 @@ class LatentOmniModel(nn.Module):
                 if sid not in audio_of:
                     raise ValueError(f"sample {batch['sample_ids'][sid]}: audio latents need an audio input")
                 ai = audio_of[sid]
-                idx = audio_token_window(audios[ai].shape[0], t0, t1)
+                idx = audio_token_window(audios[ai].shape[0], t0, t1, self.backbone)
                 if idx.numel() == 0:
                     raise ValueError(f"sample {batch['sample_ids'][sid]}: no audio in window [{t0}, {t1})")
                 parts.append(pool_anchors(audios[ai][idx.to(audios[ai].device)], cfg.num_audio))
@@ -214,7 +244,7 @@ class LatentOmniModel(nn.Module):
     # -- training forward -------------------------------------------------------------------------------
     def teacher_forced_hidden(self, batch: dict, slot_inputs: torch.Tensor | None = None,
                               output_attentions: bool = False, media_out: dict | None = None,
-                              own_blocks: torch.Tensor | None = None):
+                              own_blocks: torch.Tensor | None = None, router_out: dict | None = None):
         """Last-layer hidden states of a whole teacher-forced sequence (one pass).
 
         Latent slots take ``slot_inputs`` (n_slots, d) when given, else the cited windows' anchors; the
@@ -224,10 +254,12 @@ class LatentOmniModel(nn.Module):
         model's own states (:meth:`rollout_slot_states`, computed from this pass's embeddings without gradient)
         instead; the anchors are still returned, as the targets. ``media_out``, when given, receives the
         LLM-space ``videos`` and ``audios`` features (so segment anchors for the latent loss or diagnostics
-        are pooled without encoding twice).
+        are pooled without encoding twice). ``router_out``, when given and the backbone has a MoE router,
+        receives the pass's router load-balancing loss as ``loss_router``.
         """
         ids, attn, slots = batch["input_ids"], batch["attention_mask"], batch["slot_index"]
-        embeds, videos, audios = self.embed_prompt(batch)
+        prompt = self.embed_media(batch)
+        embeds, videos, audios = prompt.embeds, prompt.videos, prompt.audios
         if media_out is not None:
             media_out.update(videos=videos, audios=audios)
         is_slot = slots >= 0
@@ -237,7 +269,7 @@ class LatentOmniModel(nn.Module):
         positions = self.rope_positions(batch)
         n_rollout = self._rollout_blocks(batch, bool(own_blocks.any())) if own_blocks is not None else 0
         if n_rollout:
-            own = rollout(self, batch, embeds.detach(), positions, n_blocks=n_rollout)
+            own = rollout(self, batch, embeds.detach(), positions, n_blocks=n_rollout, deepstack=prompt.deepstack)
             use = own_blocks.to(own.device).repeat_interleave(self.latent.num_latents).unsqueeze(-1)
             if own.numel():
                 fill = own if fill is None else torch.where(use, own, fill.to(own.dtype))
@@ -247,10 +279,13 @@ class LatentOmniModel(nn.Module):
         if self.latent.attention_flow == "through_latents":
             blocked = blocked_queries(ids == self.token_ids.start, is_slot, attn)
             mask = training_mask(attn, self.media_key_mask(ids), blocked, embeds.dtype)
+        router = {"output_router_logits": True} if router_out is not None and self.backbone.has_router else {}
         out = self.thinker.model.language_model(
             inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False,
-            output_attentions=output_attentions,
+            output_attentions=output_attentions, **deepstack_kwargs(prompt.deepstack), **router,
         )
+        if router:
+            router_out["loss_router"] = self.backbone.router_aux_loss(out.router_logits, attn)
         return out.last_hidden_state, anchors, (out.attentions if output_attentions else None)
 
     @torch.no_grad()
@@ -258,8 +293,8 @@ class LatentOmniModel(nn.Module):
         """(n_slots, d): the states decoding feeds back at the latent slots of ``batch``'s teacher-forced
         sequences (teacher text, the model's own latent blocks), in the slot order of ``batch["slot_index"]``;
         see :func:`..generate.rollout`. No gradient."""
-        embeds, _, _ = self.embed_prompt(batch)
-        return rollout(self, batch, embeds, self.rope_positions(batch))
+        prompt = self.embed_media(batch)
+        return rollout(self, batch, prompt.embeds, self.rope_positions(batch), deepstack=prompt.deepstack)
 
     def own_slot_blocks(self, batch: dict) -> torch.Tensor | None:
         """The blocks whose slots hold the model's own states in the training pass (``latent.slot_inputs``):
@@ -303,11 +338,17 @@ class LatentOmniModel(nn.Module):
         of :meth:`loss_items`, summed over a step's micro-batches and processes) each term is instead this
         batch's sum divided by the global count: summed over micro-batches and processes these give exactly
         the loss of the global batch (token-weighted, as transformers' ``average_tokens_across_devices``).
+
+        A backbone with a MoE router (Qwen3-Omni) adds ``lambda_router`` times its load-balancing loss over the
+        batch's real tokens; under ``loss_normalizers`` it is weighted by the batch's share of text tokens, so the
+        step's value is a text-token-weighted mean of the micro-batches' losses.
         """
         cfg = self.latent
         labels, is_slot = batch["labels"], batch["slot_index"] >= 0
         media: dict = {}
-        hidden, anchors, _ = self.teacher_forced_hidden(batch, media_out=media, own_blocks=self.own_slot_blocks(batch))
+        router: dict | None = {} if self.backbone.has_router else None
+        hidden, anchors, _ = self.teacher_forced_hidden(batch, media_out=media, own_blocks=self.own_slot_blocks(batch),
+                                                        router_out=router)
 
         # L_text: next-token CE on discrete assistant tokens only (labels already exclude prompt, slots, u').
         target = labels[:, 1:]
@@ -327,14 +368,21 @@ class LatentOmniModel(nn.Module):
             zb = zb.detach() if cfg.sync_detach else zb
             v, a = sync_pairs(zb[:, : cfg.num_visual], zb[:, cfg.num_visual:], min(cfg.num_visual, cfg.num_audio))
             loss_sync = sync_loss(v, a, self.log_temperature.reshape(()), negatives=cfg.sync_negatives)
+        loss_router = router.get("loss_router") if router is not None else None
+        if loss_router is not None:
+            loss_router = loss_router.to(hidden.device)
         if loss_normalizers is not None:
             share = self.loss_items(batch).to(loss_normalizers.device) / loss_normalizers.clamp_min(1)
             loss_text, loss_latent, loss_sync = (t * s for t, s in zip((loss_text, loss_latent, loss_sync),
                                                                      share.to(hidden.device), strict=True))
+            if loss_router is not None:
+                loss_router = loss_router * share[0].to(hidden.device)
         total = loss_text + cfg.lambda_latent * loss_latent + cfg.lambda_sync * loss_sync
+        if loss_router is not None:
+            total = total + cfg.lambda_router * loss_router
         extra = self._per_sample(logits, target, text_sel, latent_items, latent_sel) if per_sample else None
         tau = self.log_temperature.detach().exp().reshape(())
-        return LatentOmniOutput(total.reshape(()), loss_text, loss_latent, loss_sync, tau, extra)
+        return LatentOmniOutput(total.reshape(()), loss_text, loss_latent, loss_sync, tau, extra, loss_router)
 
     def latent_items(self, batch: dict, z: torch.Tensor, anchors: torch.Tensor, media: dict) -> torch.Tensor:
         """Per-latent values (n_slots,) of the configured latent loss (``latent.latent_loss``, see

@@ -21,7 +21,8 @@ class _Strict(BaseModel):
 
 
 class ModelSection(_Strict):
-    base: str = Field(description="a Qwen2.5-Omni (thinker) checkpoint to start from, or a LatentOmni checkpoint")
+    base: str = Field(description="a Qwen2.5-Omni or Qwen3-Omni (thinker) checkpoint to start from, or a LatentOmni "
+                                  "checkpoint; the family is read from its config.json")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attn_implementation: str | None = None
 

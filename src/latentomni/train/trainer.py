@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from transformers import Qwen2_5OmniThinkerForConditionalGeneration, Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.collate import SampleEncoder
@@ -23,6 +23,7 @@ from .data import Collator, LatentDataset
 
 log = logging.getLogger(__name__)
 LOSS_TERMS = ("loss_text", "loss_latent", "loss_sync")
+ROUTER_TERM = "loss_router"  # logged too for a backbone with a MoE router (Qwen3-Omni)
 
 
 class LatentOmniTrainer(Trainer):
@@ -71,7 +72,10 @@ class LatentOmniTrainer(Trainer):
             # DDP, DeepSpeed and FSDP average gradients over processes; each process's loss is its share of
             # the global-batch loss, so scale it back up (Trainer.compute_loss does the same).
             loss = loss * self.accelerator.num_processes
-            terms = torch.stack([out.loss_text, out.loss_latent, out.loss_sync]).detach().float()
+            parts = [out.loss_text, out.loss_latent, out.loss_sync]
+            if out.loss_router is not None:
+                parts.append(out.loss_router.reshape(()))
+            terms = torch.stack(parts).detach().float()
             self._term_sums = terms if self._term_sums is None else self._term_sums + terms
             self._temperature = out.temperature
         return (loss, out) if return_outputs else loss
@@ -81,7 +85,8 @@ class LatentOmniTrainer(Trainer):
             sums = self._term_sums
             if self.accelerator.num_processes > 1:
                 sums = self.accelerator.reduce(sums, reduction="sum")
-            for name, value in zip(LOSS_TERMS, (sums / max(self._steps_since_log, 1)).tolist(), strict=True):
+            names = LOSS_TERMS + ((ROUTER_TERM,) if len(sums) > len(LOSS_TERMS) else ())
+            for name, value in zip(names, (sums / max(self._steps_since_log, 1)).tolist(), strict=True):
                 logs[name] = round(value, 6)
             logs["temperature"] = round(float(self._temperature), 6)
             if self._unwrap().latent.slot_inputs == "scheduled":
@@ -193,7 +198,7 @@ def load_weights(model: LatentOmniModel, ckpt: str | Path) -> None:
     ckpt = Path(ckpt)
     if not (ckpt / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{ckpt} is not a LatentOmni checkpoint (no {CONFIG_NAME})")
-    saved = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(str(ckpt), dtype=model.thinker.dtype)
+    saved = model.backbone.thinker_class().from_pretrained(str(ckpt), dtype=model.thinker.dtype)
     source = saved.state_dict()
     target = model.thinker.state_dict()
     with torch.no_grad():
@@ -212,7 +217,7 @@ def load_weights(model: LatentOmniModel, ckpt: str | Path) -> None:
 
 def build_model(cfg: TrainConfig) -> LatentOmniModel:
     """The model a config describes: from a LatentOmni checkpoint (its latent settings and variant replaced by
-    the config's) or from a plain Qwen2.5-Omni thinker, then frozen per the recipe."""
+    the config's) or from a plain Qwen2.5-Omni or Qwen3-Omni thinker, then frozen per the recipe."""
     dtype = resolve_dtype(cfg.model.dtype)
     base = Path(cfg.model.base)
     if (base / CONFIG_NAME).is_file():
