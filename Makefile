@@ -57,8 +57,10 @@ demo: $(STAMP)
 base: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/latentomni pretrain-base
 
+# The ratios on both families' tiny thinkers; the data-pipeline benchmarks do not depend on the model, so once.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --out runs/bench/results.json
+	$(BIN)/python benchmarks/run.py --backbone qwen3-omni --skip-synth --out runs/bench/results_qwen3-omni.json
 
 clean:
 	rm -rf runs build .pytest_cache

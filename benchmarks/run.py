@@ -13,7 +13,9 @@ Ratios, not absolute times, so the numbers mean the same on a laptop and in CI:
 Each timing is the median of interleaved repeats after a warm-up. Results go to ``--out`` as JSON.
 ``--device cuda`` runs the same measurements on a GPU (timings synchronise the device), and ``--hidden``,
 ``--layers``, ``--heads`` grow the text model, since at the tiny default size a GPU measures kernel-launch
-overhead rather than the method.
+overhead rather than the method. ``--backbone qwen3-omni`` measures the same ratios on the tiny Qwen3-Omni
+thinker (mixture-of-experts text model with DeepStack) instead of the tiny Qwen2.5-Omni one; the latent side
+and the plain side go through the same family, so the ratios compare like with like.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tiny base builder of each backbone family (same size keywords: hidden, layers, heads).
+BACKBONES = {"qwen2.5-omni": "latentomni.testing.tiny", "qwen3-omni": "latentomni.testing.tiny_qwen3"}
 TARGETS = {"train_step_ratio": ("<=", 1.15), "decode_ratio": (">=", 0.95), "batch8_speedup": (">=", 4.0),
            "synth_efficiency": (">=", 0.8), "synth_vllm_efficiency": (">=", 0.9)}
 
@@ -40,19 +44,23 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def _setup(workdir: Path, device: str = "cpu", **sizes: int):
+def _setup(workdir: Path, device: str = "cpu", backbone: str = "qwen2.5-omni", **sizes: int):
+    import importlib
+
     from latentomni.config import LatentConfig
-    from latentomni.data.collate import MediaSettings, SampleEncoder, batch_to, collate
+    from latentomni.data.collate import SampleEncoder, batch_to, collate
+    from latentomni.data.features import MediaSettings
     from latentomni.data.render import render_av, tone
     from latentomni.data.schema import parse_sample
     from latentomni.model.wrapper import LatentOmniModel
-    from latentomni.testing.tiny import build_tiny_base
 
+    build_tiny_base = importlib.import_module(BACKBONES[backbone]).build_tiny_base
     rng = np.random.default_rng(0)
     frames = (rng.random((16, 56, 56, 3)) * 255).astype(np.uint8)
     render_av(workdir / "clip.mp4", frames, 4, np.concatenate([tone(440 * (1 + i), 1.0, 44100) for i in range(4)]))
     build_tiny_base(workdir / "base", **sizes)
     model = LatentOmniModel.from_base(workdir / "base", LatentConfig()).to(device)
+    assert model.backbone.family == backbone, f"built a {model.backbone.family} base for --backbone {backbone}"
     enc = SampleEncoder.for_model(model, MediaSettings(max_pixels=56 * 56))
     reasoning = "I listen for the high tone and look at what is on screen when it sounds. " * 3
 
@@ -197,7 +205,11 @@ def _subset(batch: dict, rows: list[int]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "results.json"))
+    ap.add_argument("--out", default=None,
+                    help="results JSON (default runs/bench/results.json, or results_<backbone>.json for a "
+                         "backbone other than qwen2.5-omni)")
+    ap.add_argument("--backbone", choices=sorted(BACKBONES), default="qwen2.5-omni",
+                    help="model family of the tiny benchmarked thinker")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--skip-synth", action="store_true", help="skip the data-pipeline benchmarks")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when available)")
@@ -205,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=4)
     args = ap.parse_args(argv)
+    if args.out is None:
+        name = "results.json" if args.backbone == "qwen2.5-omni" else f"results_{args.backbone}.json"
+        args.out = str(ROOT / "runs" / "bench" / name)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     torch.manual_seed(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -212,8 +227,11 @@ def main(argv: list[str] | None = None) -> int:
                                  "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
                                  "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
                                  "model": {"hidden": args.hidden, "layers": args.layers, "heads": args.heads}}}
+    if args.backbone != "qwen2.5-omni":  # the default run's results.json keeps its keys
+        results["machine"]["model"]["backbone"] = args.backbone
     with tempfile.TemporaryDirectory() as tmp:
-        model, train, prompts = _setup(Path(tmp), device, hidden=args.hidden, layers=args.layers, heads=args.heads)
+        model, train, prompts = _setup(Path(tmp), device, args.backbone, hidden=args.hidden, layers=args.layers,
+                                       heads=args.heads)
         results.update(bench_train(model, train, args.repeats))
         results.update(bench_decode(model, prompts, args.repeats))
     if not args.skip_synth:
