@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from ..data.collate import MediaSettings, SampleEncoder, batch_to, collate
+from ..data.collate import SampleEncoder, batch_to, collate
+from ..data.features import MediaSettings
 from ..data.media import MediaError
 from ..data.questions import prompt_sample, render_question
 from ..model.generate import GenerationConfig, GenerationOutput, generate
@@ -143,7 +144,7 @@ class LatentOmniPredictor:
                 groups.setdefault(mode, []).append((i, enc, note))
             except (MediaError, ValueError) as e:  # reported as a media error and asked again by a rerun
                 results[i] = {"error": " ".join(str(e).split())}
-        for members in groups.values():  # one audio layout per batch, as Qwen2.5-Omni positions require
+        for members in groups.values():  # one audio layout per batch: both families' rope index take one flag
             out = self.generate([enc for _, enc, _ in members])
             for (i, _, note), text, blocks in zip(members, out.texts, out.num_blocks, strict=True):
                 results[i] = {"reply": text, "n_latent_blocks": blocks, **({"note": note} if note else {})}
