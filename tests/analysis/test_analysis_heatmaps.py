@@ -1,5 +1,7 @@
 """Reading an attention row on the video and audio timelines (App. C heatmaps), and the figures."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from latentomni.analysis.heatmaps import (
     top_frames,
     video_token_mass,
 )
+from latentomni.model.backbone import Qwen3Omni, Qwen25Omni
 
 V, A = 7, 8
 
@@ -39,10 +42,28 @@ def test_video_tokens_fill_the_grid_time_major_then_raster():
 def test_audio_tokens_in_order_and_half_second_bins():
     ids, row = _interleaved_prompt()
     np.testing.assert_allclose(audio_token_mass(row, ids, A), [0.06, 0.07, 0.08, 0.13, 0.14, 0.15])
-    # 25 tokens per second: a 0.5 s bin holds 12.5 tokens -> tokens 0-12, 13-24, 25-37, 38-39 (partial)
-    bins = bin_audio(np.ones(40), bin_seconds=0.5)
+    # Qwen2.5-Omni, 25 tokens per second: a 0.5 s bin holds 12.5 tokens -> tokens 0-12, 13-24, 25-37, 38-39
+    q25 = Qwen25Omni(None)
+    bins = bin_audio(np.ones(40), q25.audio_token_spans(40), bin_seconds=0.5)
     assert bins.tolist() == [13, 12, 13, 2]
-    assert bin_audio(np.arange(50, dtype=float), bin_seconds=1.0).tolist() == [sum(range(25)), sum(range(25, 50))]
+    assert bin_audio(np.arange(50, dtype=float), q25.audio_token_spans(50), bin_seconds=1.0).tolist() == [
+        sum(range(25)), sum(range(25, 50))]
+    # a token that starts in one bin and ends in the next (token 12: 0.48-0.52 s) opens that bin, empty
+    assert bin_audio(np.ones(13), q25.audio_token_spans(13), bin_seconds=0.5).tolist() == [13, 0]
+    with pytest.raises(ValueError, match="40 audio tokens but 39 spans"):
+        bin_audio(np.ones(40), q25.audio_token_spans(39))
+
+
+def test_qwen3_audio_bins_follow_its_one_second_windows():
+    """Qwen3-Omni: 13 tokens per 1-second window, 80 ms apart (the 13th cut at the window's end). A 0.5 s bin
+    takes the tokens starting at 0, 0.08, ..., 0.48 (7) and the next those at 0.56, ..., 0.96 (6): a uniform
+    25/s or 13/s rate would put them elsewhere."""
+    q3 = Qwen3Omni(SimpleNamespace(audio_config=SimpleNamespace(n_window=50)))
+    spans = q3.audio_token_spans(39)
+    assert bin_audio(np.ones(39), spans, bin_seconds=0.5).tolist() == [7, 6] * 3
+    assert bin_audio(np.ones(39), spans, bin_seconds=1.0).tolist() == [13, 13, 13]
+    # 20 tokens: the last (1.48-1.56 s) reaches into a fourth bin, as a Qwen2.5 token does above
+    assert bin_audio(np.ones(20), q3.audio_token_spans(20), bin_seconds=0.5).tolist() == [7, 6, 7, 0]
 
 
 def test_top_frames_by_total_mass_ties_to_the_earlier():
@@ -56,7 +77,11 @@ def test_figures_are_written(tmp_path):
     mass = rng.random((4, 2, 2)) / 100
     assert plot_video_timeline(mass, 1.0, tmp_path / "v.png", "video").stat().st_size > 1000
     assert plot_video_timeline(np.zeros((4, 2, 2)), 1.0, tmp_path / "z.png", "all zero", spatial=False).is_file()
-    assert plot_audio_timeline(rng.random(100) / 100, tmp_path / "a.png", "audio").stat().st_size > 1000
+    assert plot_audio_timeline(rng.random(100) / 100, Qwen25Omni(None).audio_token_spans(100), tmp_path / "a.png",
+                               "audio").stat().st_size > 1000
+    q3 = Qwen3Omni(SimpleNamespace(audio_config=SimpleNamespace(n_window=50)))
+    assert plot_audio_timeline(rng.random(30) / 100, q3.audio_token_spans(30), tmp_path / "a3.png",
+                               "audio").stat().st_size > 1000
     frames = rng.integers(0, 255, (8, 56, 56, 3), dtype=np.uint8)
     assert plot_top_frames(frames, mass, 1.0, 2, tmp_path / "f.png", "top").stat().st_size > 1000
     series = {"latent steps": {"Inference": 0.6, "Reasoning": None}, "text steps": {"Inference": 0.2}}

@@ -36,6 +36,8 @@ from typing import Any
 
 import torch
 
+from latentomni.model.backbone import Backbone
+
 # Key kinds (values of ``key_kinds``); padding is -1 and belongs to no kind.
 PAD, TEXT, VIDEO, AUDIO, LATENT = -1, 0, 1, 2, 3
 KEY_KIND_NAMES = ("text", "video", "audio", "latent")
@@ -235,6 +237,14 @@ class AttentionTrace:
     spatial_merge_size: int
     video_token_id: int
     audio_token_id: int
+    # The model family's facts (when each audio token sounds), which the heatmaps read the audio timeline by.
+    backbone: Backbone
+
+    def audio_token_spans(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(start, end) seconds of each of the prompt's audio tokens, in time order, from the backbone (one token
+        per 40 ms for Qwen2.5-Omni, 13 per 1-second window for Qwen3-Omni)."""
+        n = int((self.prompt_ids[0] == self.audio_token_id).sum())
+        return self.backbone.audio_token_spans(n)
 
     @property
     def n_layers(self) -> int:
@@ -295,5 +305,5 @@ def trace_attention(model: Any, batch: dict, gen_cfg: Any, force_latent_at: int 
         video_grid_thw=grid[0].cpu() if grid is not None else None,
         second_per_grid=float(spg[0]) if spg is not None else None,
         spatial_merge_size=c.vision_config.spatial_merge_size,
-        video_token_id=c.video_token_id, audio_token_id=c.audio_token_id,
+        video_token_id=c.video_token_id, audio_token_id=c.audio_token_id, backbone=model.backbone,
     )

@@ -2,15 +2,18 @@
 
 The input is one mean attention row over the prompt (:meth:`AttentionTrace.prompt_attention`: the rows of a
 group of decoding steps -- the latent steps, or the answer's text steps -- averaged over heads, layers and
-steps). Reading it on the media needs only the token layout Qwen2.5-Omni uses:
+steps). Reading it on the media needs only the token layout both backbone families share:
 
 * video tokens come in time-major order (temporal grid index, then merged patches in raster order), whether
-  or not audio is interleaved with them; temporal index ``t`` covers ``[t, t+1) * second_per_grid`` seconds
-  and ``temporal_patch_size`` sampled frames;
-* audio tokens are one per 40 ms (``AUDIO_TOKENS_PER_SECOND``), in time order.
+  or not audio is interleaved with them (Qwen2.5-Omni in 2-second chunks, Qwen3-Omni token by token);
+  temporal index ``t`` covers ``[t, t+1) * second_per_grid`` seconds and ``temporal_patch_size`` sampled frames;
+* audio tokens come in time order; when each one sounds is the backbone's fact
+  (:meth:`~latentomni.model.backbone.Backbone.audio_token_spans`, via
+  :meth:`~latentomni.analysis.attention.AttentionTrace.audio_token_spans`): one per 40 ms for Qwen2.5-Omni,
+  13 per 1-second window (80 ms apart, the last cut at the window's end) for Qwen3-Omni.
 
 So the n-th video token of the prompt is cell ``(t, y, x)`` of the merged grid and the n-th audio token
-starts at ``n / 25`` s. Figures are drawn on matplotlib's Agg canvas (no GUI backend, no global state).
+covers the n-th span. Figures are drawn on matplotlib's Agg canvas (no GUI backend, no global state).
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from latentomni.model.anchors import AUDIO_TOKENS_PER_SECOND
 
 CMAP = "inferno"
 
@@ -41,18 +42,24 @@ def video_token_mass(prompt_row: torch.Tensor, prompt_ids: torch.Tensor, video_t
 
 
 def audio_token_mass(prompt_row: torch.Tensor, prompt_ids: torch.Tensor, audio_token_id: int) -> np.ndarray:
-    """(n_audio,) attention mass of each audio token, in time order (token n starts at n / 25 s)."""
+    """(n_audio,) attention mass of each audio token, in time order (their seconds: the backbone's spans)."""
     return prompt_row[prompt_ids == audio_token_id].float().cpu().numpy()
 
 
-def bin_audio(mass: np.ndarray, bin_seconds: float = 0.5,
-              tokens_per_second: float = AUDIO_TOKENS_PER_SECOND) -> np.ndarray:
-    """Sum per-token audio mass into bins of ``bin_seconds`` (the last bin may be partial)."""
-    per_bin = bin_seconds * tokens_per_second
-    if per_bin <= 0:
+def bin_audio(mass: np.ndarray, spans: tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor],
+              bin_seconds: float = 0.5) -> np.ndarray:
+    """Sum per-token audio mass into bins of ``bin_seconds`` by each token's start second; ``spans`` are the
+    tokens' (start, end) seconds (the backbone's), and the bins reach the last token's end (the last bin may
+    be partial)."""
+    if bin_seconds <= 0:
         raise ValueError(f"bin_seconds must be > 0, got {bin_seconds}")
-    index = (np.arange(mass.size) / per_bin + 1e-9).astype(int)
-    return np.bincount(index, weights=mass, minlength=int(np.ceil(mass.size / per_bin))) if mass.size else mass
+    if not mass.size:
+        return mass
+    starts, ends = (np.asarray(x, dtype=np.float64) for x in spans)
+    if starts.shape != mass.shape:
+        raise ValueError(f"{mass.size} audio tokens but {starts.size} spans; pass the spans of the prompt's audio")
+    index = (starts / bin_seconds + 1e-9).astype(int)
+    return np.bincount(index, weights=mass, minlength=int(np.ceil(ends[-1] / bin_seconds - 1e-9)))
 
 
 def top_frames(video_mass: np.ndarray, k: int) -> list[int]:
@@ -116,10 +123,14 @@ def plot_video_timeline(mass: np.ndarray, second_per_grid: float, path: Path, ti
     return _save(fig, path)
 
 
-def plot_audio_timeline(mass: np.ndarray, path: Path, title: str, bin_seconds: float = 0.5) -> Path:
-    """Mass per audio token (a 40 ms step line) over a strip of ``bin_seconds`` bins."""
-    times = np.arange(mass.size + 1) / AUDIO_TOKENS_PER_SECOND
-    bins = bin_audio(mass, bin_seconds)
+def plot_audio_timeline(mass: np.ndarray, spans: tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor],
+                        path: Path, title: str, bin_seconds: float = 0.5) -> Path:
+    """Mass per audio token (a step line over each token's span: 40 ms for Qwen2.5-Omni, 80 ms for Qwen3-Omni)
+    over a strip of ``bin_seconds`` bins. The spans of one track are contiguous, so the step edges are the
+    starts and the last end."""
+    starts, ends = (np.asarray(x, dtype=np.float64) for x in spans)
+    times = np.append(starts, ends[-1])
+    bins = bin_audio(mass, (starts, ends), bin_seconds)
     fig = _figure(max(6.0, min(18.0, times[-1] + 3)), 3.4)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     top.stairs(mass, times, fill=True, color="tab:blue", alpha=0.7)
@@ -211,6 +222,6 @@ def write_heatmaps(trace, out_dir: str | Path, video: str | Path | None = None, 
                                                out_dir / f"top_frames_{group}.png", f"top frames: {label}"))
         amass = audio_token_mass(row, ids, trace.audio_token_id)
         if amass.size:
-            written.append(plot_audio_timeline(amass, out_dir / f"audio_{group}.png",
+            written.append(plot_audio_timeline(amass, trace.audio_token_spans(), out_dir / f"audio_{group}.png",
                                                f"attention on the audio: {label}", bin_seconds))
     return written

@@ -13,8 +13,7 @@ from typing import Any
 
 import torch
 
-from ..data.collate import SampleEncoder, batch_to, collate
-from ..data.features import MediaSettings
+from ..data.collate import MediaSettings, SampleEncoder, batch_to, collate
 from ..data.media import MediaError
 from ..data.questions import prompt_sample, render_question
 from ..model.generate import GenerationConfig, GenerationOutput, generate

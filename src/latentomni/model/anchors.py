@@ -27,10 +27,6 @@ import torch
 
 from .backbone import Backbone, Qwen25Omni
 
-# Qwen2.5-Omni's audio rate (one token per 40 ms), kept for the callers that assume that family; the rate of a
-# loaded model is ``model.backbone.audio_tokens_per_second``.
-AUDIO_TOKENS_PER_SECOND = Qwen25Omni.AUDIO_TOKENS_PER_SECOND
-
 
 def pooling_weights(features: torch.Tensor, num_anchors: int) -> torch.Tensor:
     """The (M, N) matrix W with anchors = W @ features (rows sum to 1)."""
