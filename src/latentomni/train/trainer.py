@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.collate import SampleEncoder
@@ -294,6 +294,9 @@ def train(cfg: TrainConfig, resume: str | bool | None = None, callbacks: list | 
     out = Path(cfg.training.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    # The Trainer seeds only once it is built, after the model: without this the LoRA adapters' random A
+    # matrices would differ from launch to launch (and a one-process run from a multi-process one).
+    set_seed(cfg.training.seed)
     model = build_model(cfg)
     if cfg.training.gradient_checkpointing:
         model.thinker.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
