@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     if dev == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         return 2
-    from latentomni.data.collate import MediaSettings, SampleEncoder, batch_to, collate
+    from latentomni.data.collate import SampleEncoder, batch_to, collate
+    from latentomni.data.features import MediaSettings
     from latentomni.data.schema import load_samples
     from latentomni.data.world import generate_world
     from latentomni.eval.samples import evaluate_world, summarize

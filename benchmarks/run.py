@@ -48,7 +48,8 @@ def _setup(workdir: Path, device: str = "cpu", backbone: str = "qwen2.5-omni", *
     import importlib
 
     from latentomni.config import LatentConfig
-    from latentomni.data.collate import MediaSettings, SampleEncoder, batch_to, collate
+    from latentomni.data.collate import SampleEncoder, batch_to, collate
+    from latentomni.data.features import MediaSettings
     from latentomni.data.render import render_av, tone
     from latentomni.data.schema import parse_sample
     from latentomni.model.wrapper import LatentOmniModel

@@ -49,7 +49,8 @@ def make_sample(sid: str = "s1", video: str = "clip4.mp4", blocks=((0.0, 2.0),),
 
 
 def encode_batch(model, samples, base_dir, for_generation=False, variant="latent", **media):
-    from latentomni.data.collate import MediaSettings, SampleEncoder, collate
+    from latentomni.data.collate import SampleEncoder, collate
+    from latentomni.data.features import MediaSettings
     from latentomni.data.schema import parse_sample
 
     enc = SampleEncoder.for_model(model, MediaSettings(max_pixels=56 * 56, **media))

@@ -144,7 +144,8 @@ def test_generation_attention_lines_up_with_the_teacher_forced_rows(tiny_base_di
     """Step s of generation is the query at position L + s of the whole sequence: its masses, read with
     key_kinds/step_kinds, equal those read from the teacher-forced pass's attention at that position."""
     from latentomni.config import LatentConfig
-    from latentomni.data.collate import MediaSettings, SampleEncoder, collate
+    from latentomni.data.collate import SampleEncoder, collate
+    from latentomni.data.features import MediaSettings
     from latentomni.data.questions import prompt_sample
     from latentomni.model.generate import GenerationConfig, generate
     from latentomni.model.wrapper import LatentOmniModel

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from latentomni.data.collate import MediaSettings, SampleEncoder, collate, whisper_features
+from latentomni.data.collate import SampleEncoder, collate
+from latentomni.data.features import MediaSettings, whisper_features
 from latentomni.data.render import render_av, tone, write_wav
 from latentomni.data.schema import parse_sample
 

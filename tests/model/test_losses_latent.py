@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from latentomni.config import LatentConfig
-from latentomni.data.collate import MediaSettings, SampleEncoder, collate
+from latentomni.data.collate import SampleEncoder, collate
+from latentomni.data.features import MediaSettings
 from latentomni.data.schema import parse_sample
 from latentomni.model.losses import SegmentBank, latent_loss, latent_loss_items, sync_loss
 from latentomni.model.wrapper import LatentOmniModel

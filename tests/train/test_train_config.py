@@ -203,7 +203,8 @@ def test_a_checkpoint_says_which_variant_made_it(tmp_path, tiny_base_dir, varian
 def test_an_encoder_without_latent_mode_refuses_latent_blocks_and_encodes_the_baselines(model, clip_dir):
     """The one guard left where the variant meets the encoder: a latent-mode-off model given the latent variant
     (only code that bypasses TrainConfig can do so) names the sample, instead of writing K slots it cannot use."""
-    from latentomni.data.collate import MediaSettings, SampleEncoder
+    from latentomni.data.collate import SampleEncoder
+    from latentomni.data.features import MediaSettings
     from latentomni.data.schema import TrainingSample
     from lo_testing import make_sample
 

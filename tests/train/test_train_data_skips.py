@@ -7,7 +7,8 @@ import shutil
 import pytest
 from torch.utils.data import DataLoader
 
-from latentomni.data.collate import MediaSettings, SampleEncoder
+from latentomni.data.collate import SampleEncoder
+from latentomni.data.features import MediaSettings
 from latentomni.data.media import MediaError, probe_duration
 from latentomni.data.render import render_av, tone
 from latentomni.train.data import LatentDataset

@@ -5,7 +5,8 @@ import json
 import os
 import shutil
 
-from latentomni.data.collate import MediaSettings, SampleEncoder
+from latentomni.data.collate import SampleEncoder
+from latentomni.data.features import MediaSettings
 from latentomni.train.data import LatentDataset
 from lo_testing import make_sample
 

@@ -197,7 +197,7 @@ def write_heatmaps(trace, out_dir: str | Path, video: str | Path | None = None, 
     ``audio_<group>.png``, ``top_frames_<group>.png``.
     """
     from latentomni.analysis.attention import group_mask
-    from latentomni.data.collate import MediaSettings
+    from latentomni.data.features import MediaSettings
     from latentomni.data.media import decode_video
 
     out_dir = Path(out_dir)

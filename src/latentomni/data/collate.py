@@ -16,42 +16,22 @@ the processor's own pieces; the family's facts (audio token counts, the layout) 
 
 from __future__ import annotations
 
-import warnings
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import LatentConfig
 from ..model.backbone import Backbone, Qwen25Omni
 from ..model.tokens import LatentTokenIds
-from .media import AUDIO_SAMPLE_RATE, MediaError, decode_audio, decode_video
+from .features import MediaEncoder, MediaSettings
+from .media import MediaError
 from .schema import AudioPart, LatentPart, TextPart, TrainingSample, VideoPart, resolve_media
 
 Variant = Literal["latent", "text_cot", "vanilla"]
 VARIANTS: tuple[Variant, ...] = ("latent", "text_cot", "vanilla")
 IGNORE_INDEX = -100
-MIN_AUDIO_SECONDS = 0.05  # a shorter track yields no audio token worth attending to
-
-
-class MediaSettings(BaseModel):
-    """How media become tokens. Saved with every training and evaluation run."""
-
-    model_config = ConfigDict(extra="forbid")
-    fps: float = Field(default=2.0, gt=0)
-    max_frames: int = Field(default=256, ge=2)
-    max_pixels: int = Field(default=448 * 448, ge=28 * 28)
-    use_audio_in_video: bool = True
-    zero_audio: bool = False  # controls: silence the audio at test time
-    zero_video: bool = False  # controls: black frames at test time
-    # Seconds of audio given to the model, from the clip's start; None keeps the whole track. Long videos
-    # (LVOmniBench runs 10-90 minutes, 25 audio tokens a second) may need a cap to fit the context; a cut
-    # is warned about and, like every field here, recorded in the run's settings.
-    max_audio_seconds: float | None = Field(default=None, gt=0)
 
 
 @dataclass
@@ -87,23 +67,18 @@ def apply_variant(sample: TrainingSample, variant: Variant) -> list[TextPart | L
 
 
 class SampleEncoder:
-    """Turns samples into :class:`EncodedSample` with the processor's pieces (video processor, Whisper
-    feature extractor, tokenizer) and the latent config."""
+    """Turns samples into :class:`EncodedSample`: the chat template, the variant's assistant turn and the latent
+    slots, with the media tensors and token strings of a :class:`~.features.MediaEncoder`."""
 
     def __init__(self, processor, latent: LatentConfig, token_ids: LatentTokenIds, media: MediaSettings,
                  system_prompt: str | None = None, position_id_per_seconds: int = 25, seconds_per_chunk: float = 2.0,
                  media_cache_size: int = 0, backbone: Backbone | None = None):
         self.processor, self.latent, self.ids, self.media = processor, latent, token_ids, media
-        # The model family's facts (audio token count, audio-in-video layout); Qwen2.5-Omni's when not given.
-        self.backbone = backbone if backbone is not None else Qwen25Omni(None)
         self.tokenizer = processor.tokenizer
         self.system_prompt = system_prompt
-        # TMRoPE's time scale, from the thinker config: decides how video and audio tokens interleave.
-        self.position_id_per_seconds, self.seconds_per_chunk = position_id_per_seconds, seconds_per_chunk
-        # Many questions share one clip: decoding + feature extraction cost more than a tiny model's step,
-        # so processed media are kept in a small LRU keyed by file, clip window and settings.
-        self._media_cache: OrderedDict[tuple, tuple[dict, dict]] = OrderedDict()
-        self.media_cache_size = media_cache_size
+        # The media half (decoding, features, audio-in-video layout, the clip LRU): .features.MediaEncoder.
+        self.media_encoder = MediaEncoder(processor, media, backbone, position_id_per_seconds, seconds_per_chunk,
+                                          media_cache_size)
 
     @classmethod
     def for_model(cls, model, media: MediaSettings, **kwargs) -> SampleEncoder:
@@ -114,80 +89,6 @@ class SampleEncoder:
                    position_id_per_seconds=c.position_id_per_seconds,
                    seconds_per_chunk=getattr(c, "seconds_per_chunk", None) or 2.0,
                    backbone=getattr(model, "backbone", None), **kwargs)
-
-    # -- media ------------------------------------------------------------------------------------------
-    def _media(self, sample: TrainingSample, base_dir: Path) -> tuple[dict, dict]:
-        if not self.media_cache_size:
-            return self._decode_media(sample, base_dir)
-        v, a = sample.video, sample.audio
-        key = (str(resolve_media(v.video, base_dir)) if v else None, v.video_start if v else None,
-               v.video_end if v else None, str(resolve_media(a.audio, base_dir)) if a else None,
-               self.media.model_dump_json())
-        if key in self._media_cache:
-            self._media_cache.move_to_end(key)
-            return self._media_cache[key]
-        value = self._decode_media(sample, base_dir)
-        self._media_cache[key] = value
-        if len(self._media_cache) > self.media_cache_size:
-            self._media_cache.popitem(last=False)
-        return value
-
-    def _decode_media(self, sample: TrainingSample, base_dir: Path) -> tuple[dict, dict]:
-        """Decode media; returns (tensors, token strings replacing <|VIDEO|> / <|AUDIO|>)."""
-        tensors: dict = {}
-        repl: dict = {}
-        tok = self.tokenizer
-        video, audio_part = sample.video, sample.audio
-        wave = None
-        if video is not None:
-            path = resolve_media(video.video, base_dir)
-            clip = decode_video(path, self.media.fps, self.media.max_frames, self.media.max_pixels,
-                                video.video_start, video.video_end)
-            frames = np.zeros_like(clip.frames) if self.media.zero_video else clip.frames
-            vp = self.processor.video_processor(videos=[frames], return_tensors="pt", do_sample_frames=False)
-            grid = vp["video_grid_thw"]
-            spg = self.processor.video_processor.temporal_patch_size / clip.fps
-            tensors.update(pixel_values_videos=vp["pixel_values_videos"], video_grid_thw=grid, second_per_grid=spg)
-            n_video = int(grid.prod()) // self.processor.video_processor.merge_size ** 2
-            repl["video"] = tok.video_token * n_video
-            tensors["duration"] = clip.duration
-            tensors["time_offset"] = video.video_start or 0.0
-            if self.media.use_audio_in_video and audio_part is None:
-                wave = decode_audio(path, video.video_start, video.video_end)
-                if len(wave) < AUDIO_SAMPLE_RATE * MIN_AUDIO_SECONDS:
-                    raise MediaError(path, f"audio track shorter than {MIN_AUDIO_SECONDS * 1000:.0f} ms")
-        if audio_part is not None:
-            path = resolve_media(audio_part.audio, base_dir)
-            wave = decode_audio(path)
-            tensors.setdefault("duration", len(wave) / AUDIO_SAMPLE_RATE)
-        if wave is not None:
-            wave = self._cap_audio(wave)
-            if self.media.zero_audio:
-                wave = np.zeros_like(wave)
-            feats = whisper_features(self.processor.feature_extractor, wave)
-            tensors["input_features"] = feats
-            n_audio = self.backbone.audio_token_count(feats.shape[-1])
-            if video is not None and audio_part is None:
-                repl["video"] = self._interleave(tensors["video_grid_thw"][0], tensors["second_per_grid"], n_audio)
-            else:
-                repl["audio"] = tok.audio_token * n_audio
-        return tensors, repl
-
-    def _cap_audio(self, wave: np.ndarray) -> np.ndarray:
-        """The first ``max_audio_seconds`` of the wave, with a warning that the model hears less than the
-        video shows (shown once: the message names the setting, not the file)."""
-        cap = self.media.max_audio_seconds
-        if cap is None or len(wave) <= round(cap * AUDIO_SAMPLE_RATE):
-            return wave
-        warnings.warn(f"audio longer than max_audio_seconds={cap:g} s is cut to its first {cap:g} s; set the media "
-                      "setting max_audio_seconds to null to keep the whole track", stacklevel=2)
-        return wave[: round(cap * AUDIO_SAMPLE_RATE)]
-
-    def _interleave(self, grid: torch.Tensor, second_per_grid: float, n_audio: int) -> str:
-        """Video and audio tokens of an audio-in-video, in the family's layout (Qwen2.5-Omni: 2-second chunks;
-        Qwen3-Omni: token by token), at this encoder's TMRoPE time scale."""
-        return self.backbone.audio_in_video_layout(self.processor, grid, second_per_grid, n_audio,
-                                                   self.position_id_per_seconds, self.seconds_per_chunk)
 
     # -- text -------------------------------------------------------------------------------------------
     def _prompt_messages(self, sample: TrainingSample) -> list[dict]:
@@ -200,7 +101,7 @@ class SampleEncoder:
                for_generation: bool = False) -> EncodedSample:
         """Encode one sample. Raises :class:`MediaError` (per-sample, skippable) on bad media or windows."""
         base_dir = Path(base_dir)
-        tensors, repl = self._media(sample, base_dir)
+        tensors, repl = self.media_encoder.encode(sample, base_dir)
         prompt = self.processor.apply_chat_template(self._prompt_messages(sample), tokenize=False,
                                                     add_generation_prompt=True)
         tok = self.tokenizer
@@ -287,27 +188,6 @@ class SampleEncoder:
 def batch_to(batch: dict, device: torch.device | str) -> dict:
     """A collated batch with its tensors on ``device`` (ids, lists and flags stay as they are)."""
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def whisper_features(feature_extractor, wave: np.ndarray) -> torch.Tensor:
-    """(n_mels, frames) log-mel features of a 16 kHz mono wave, without the extractor's padding, for the
-    whole wave (100 frames, i.e. 25 audio tokens, a second).
-
-    The extractor silently cuts its input at ``chunk_length`` (300 s for Qwen2.5-Omni), and so does the
-    Hugging Face processor. The audio tower itself takes any length: it attends within windows of
-    ``2 * n_window`` frames (2 s). So a longer wave is featurised in consecutive ``chunk_length`` pieces,
-    each scaled exactly as the extractor scales one input, and the pieces are concatenated; a wave up to
-    ``chunk_length`` gives exactly the extractor's own features."""
-    n = feature_extractor.n_samples
-    starts = list(range(0, max(len(wave), 1), n))
-    if len(starts) > 1 and len(wave) - starts[-1] < feature_extractor.n_fft:
-        starts.pop()  # a sliver too short for one STFT window joins the piece before it
-    pieces = []
-    for a, b in zip(starts, [*starts[1:], len(wave)], strict=True):
-        fe = feature_extractor([wave[a:b]], sampling_rate=AUDIO_SAMPLE_RATE, return_attention_mask=True,
-                               padding="longest", truncation=False, return_tensors="pt")
-        pieces.append(fe["input_features"][0][:, : int(fe["attention_mask"][0].sum())])
-    return torch.cat(pieces, dim=-1)
 
 
 def pad_features(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

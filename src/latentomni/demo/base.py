@@ -30,7 +30,8 @@ from pathlib import Path
 
 import torch
 
-from ..data.collate import MediaSettings, SampleEncoder, collate
+from ..data.collate import SampleEncoder, collate
+from ..data.features import MediaSettings
 from ..data.questions import prompt_sample
 from ..data.schema import write_samples
 from ..data.world import generate_world

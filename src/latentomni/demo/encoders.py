@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.collate import MediaSettings, _audio_tokens, pad_features, whisper_features
+from ..data.collate import _audio_tokens, pad_features
+from ..data.features import MediaSettings, whisper_features
 from ..data.media import decode_audio, decode_video
 from ..data.world.scene import COLOURS, COUNTS, MOTIONS, SHAPES, SOUNDS
 

@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from ..data.collate import VARIANTS, MediaSettings
+from ..data.collate import VARIANTS
+from ..data.features import MediaSettings
 from ..data.schema import TrainingSample, load_samples
 from ..data.world import WorldManifest, generate_world
 from ..data.world.questions import OptionOrder

@@ -42,7 +42,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..data.collate import MediaSettings
+from ..data.features import MediaSettings
 from ..inference.settings import DecodingSettings, parse_set, read_mapping
 from .benchmarks import get_benchmark
 

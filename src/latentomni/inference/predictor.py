@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from ..data.collate import MediaSettings, SampleEncoder, batch_to, collate
+from ..data.collate import SampleEncoder, batch_to, collate
+from ..data.features import MediaSettings
 from ..data.media import MediaError
 from ..data.questions import prompt_sample, render_question
 from ..model.generate import GenerationConfig, GenerationOutput, generate

@@ -13,7 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from ..config import LatentConfig
-from ..data.collate import VARIANTS, MediaSettings, Variant
+from ..data.collate import VARIANTS, Variant
+from ..data.features import MediaSettings
 
 
 class _Strict(BaseModel):

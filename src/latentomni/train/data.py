@@ -19,7 +19,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ..data.collate import MIN_AUDIO_SECONDS, EncodedSample, SampleEncoder, Variant, collate
+from ..data.collate import EncodedSample, SampleEncoder, Variant, collate
+from ..data.features import MIN_AUDIO_SECONDS
 from ..data.media import AUDIO_SAMPLE_RATE, MediaError, decode_audio, probe_media
 from ..data.paths import check_sample_media
 from ..data.schema import TrainingSample, iter_samples, resolve_media
