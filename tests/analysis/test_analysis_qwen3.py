@@ -73,7 +73,8 @@ def test_qwen3_generation_attention_lines_up_with_the_teacher_forced_rows(tiny_q
     """As for Qwen2.5-Omni (tests/analysis/test_analysis_attention.py): step s of generation is the query at
     position L + s of the whole sequence, on the interleaved audio-in-video prompt with DeepStack inputs."""
     from latentomni.config import LatentConfig
-    from latentomni.data.collate import MediaSettings, SampleEncoder, collate
+    from latentomni.data.collate import SampleEncoder, collate
+    from latentomni.data.features import MediaSettings
     from latentomni.data.questions import prompt_sample
     from latentomni.model.generate import GenerationConfig, generate
     from latentomni.model.wrapper import LatentOmniModel
