@@ -10,6 +10,9 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    PretrainedConfig,
+    PreTrainedModel,
+    ProcessorMixin,
     Qwen2_5OmniProcessor,
     Qwen2_5OmniThinkerConfig,
     Qwen2_5OmniThinkerForConditionalGeneration,
@@ -167,12 +170,20 @@ def build_tiny_base(out_dir: str | Path | None = None, seed: int = 0, **sizes: i
     The saved folder loads back with ``Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained`` and
     ``Qwen2_5OmniProcessor.from_pretrained`` like a released checkpoint.
     """
-    import torch
-
     processor = build_processor()
     config = tiny_thinker_config(processor.tokenizer, **sizes)
+    return random_thinker(Qwen2_5OmniThinkerForConditionalGeneration, config, processor, out_dir, seed)
+
+
+def random_thinker(thinker_class: type[PreTrainedModel], config: PretrainedConfig, processor: ProcessorMixin,
+                   out_dir: str | Path | None, seed: int):
+    """``thinker_class(config)`` with weights drawn right after seeding, so one seed gives one checkpoint; saved
+    beside ``processor`` when ``out_dir`` is given. Every family's ``build_tiny_base`` ends here, so the tiny
+    checkpoints of the families are made (and reproduced) the same way."""
+    import torch
+
     torch.manual_seed(seed)
-    thinker = Qwen2_5OmniThinkerForConditionalGeneration(config).eval()
+    thinker = thinker_class(config).eval()
     if out_dir is not None:
         thinker.save_pretrained(out_dir)
         processor.save_pretrained(out_dir)

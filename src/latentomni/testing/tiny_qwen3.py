@@ -22,7 +22,7 @@ from transformers import (
     WhisperFeatureExtractor,
 )
 
-from .tiny import _CORPUS, CHAT_TOKENS
+from .tiny import _CORPUS, CHAT_TOKENS, random_thinker
 
 # Qwen3-Omni's media tokens, by the attribute names its processor reads.
 MEDIA_TOKENS = {
@@ -133,16 +133,9 @@ def build_tiny_base(out_dir: str | Path | None = None, seed: int = 0, **sizes: i
     The saved folder loads back with ``Qwen3OmniMoeThinkerForConditionalGeneration.from_pretrained`` and
     ``Qwen3OmniMoeProcessor.from_pretrained`` like a released checkpoint's thinker.
     """
-    import torch
-
     processor = build_processor()
     config = tiny_thinker_config(processor.tokenizer, **sizes)
-    torch.manual_seed(seed)
-    thinker = Qwen3OmniMoeThinkerForConditionalGeneration(config).eval()
-    if out_dir is not None:
-        thinker.save_pretrained(out_dir)
-        processor.save_pretrained(out_dir)
-    return thinker, processor
+    return random_thinker(Qwen3OmniMoeThinkerForConditionalGeneration, config, processor, out_dir, seed)
 
 
 if __name__ == "__main__":  # python -m latentomni.testing.tiny_qwen3 OUT_DIR
