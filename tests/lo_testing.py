@@ -11,6 +11,9 @@ from latentomni.data.render import render_av, tone
 
 SEGMENT_COLOURS = [(220, 40, 40), (40, 80, 220), (40, 200, 60), (230, 210, 40)]
 SEGMENT_TONES = [330.0, 660.0, 1320.0, 220.0]
+# Audio tokens a second of each family's encoder, as the released models have them (Qwen2.5-Omni: one per 40 ms;
+# Qwen3-Omni: 13 per 1-second window), written here so tests check the backbone against them.
+AUDIO_TOKENS_PER_SECOND = {"qwen2.5-omni": 25, "qwen3-omni": 13}
 
 
 def render_clip(path, seconds: float = 4.0, fps: int = 4, size: int = 56, with_audio: bool = True,
@@ -94,3 +97,31 @@ def spy_evaluated_clips(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(LatentOmniPredictor, "predict", spy)
     return asked
+
+
+def spy_audio_in_video(monkeypatch) -> dict[str, bool]:
+    """Wrap ``LatentOmniPredictor.encode`` in a pass-through that records, per question id, its mode: whether the
+    prompt interleaved the video's own audio track. Returns that (growing) dict, so a test can check which
+    benchmarks listen to the clip and which run vision only."""
+    from latentomni.inference.predictor import LatentOmniPredictor
+
+    modes: dict[str, bool] = {}
+    encode = LatentOmniPredictor.encode
+
+    def spy(self, question, video, audio, use_audio, sid="q"):
+        result = encode(self, question, video, audio, use_audio, sid)
+        modes[sid] = result[1]
+        return result
+
+    monkeypatch.setattr(LatentOmniPredictor, "encode", spy)
+    return modes
+
+
+def force_trigger_at(model, step: int):
+    """A logits processor that makes ``model``'s latent trigger the greedy choice at decoding step ``step`` and
+    leaves every other step alone (a random tiny model does not emit the trigger by itself)."""
+    def process(s, logits):
+        if s == step:
+            logits[:, model.token_ids.start] = 1e4
+        return logits
+    return process

@@ -1,4 +1,5 @@
-"""The AV token attention ratio (Fig. 1) on hand-made attention rows, and its alignment on the tiny model."""
+"""The AV token attention ratio (Fig. 1) on hand-made attention rows, and its alignment on the tiny model of
+each backbone family."""
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ from latentomni.analysis.attention import (
     step_kinds,
     trace_attention,
 )
+from lo_testing import AUDIO_TOKENS_PER_SECOND
 
 V_ID, A_ID, TRIGGER, SLOT, EOS = 7, 8, 9, 11, 3
 
@@ -140,9 +142,11 @@ def test_force_trigger_only_at_its_step():
     assert process(2, logits).argmax(-1).tolist() == [TRIGGER, TRIGGER]
 
 
-def test_generation_attention_lines_up_with_the_teacher_forced_rows(tiny_base_dir, clip_dir):
-    """Step s of generation is the query at position L + s of the whole sequence: its masses, read with
-    key_kinds/step_kinds, equal those read from the teacher-forced pass's attention at that position."""
+def test_generation_attention_lines_up_with_the_teacher_forced_rows(family, family_base_dir, clip_dir):
+    """On each family: step s of generation is the query at position L + s of the whole sequence; its masses,
+    read with key_kinds/step_kinds, equal those read from the teacher-forced pass's attention at that position
+    (on Qwen3-Omni: the mixture-of-experts text model, the interleaved audio-in-video prompt, DeepStack inputs).
+    The trace reads the audio timeline by the backbone's token spans."""
     from latentomni.config import LatentConfig
     from latentomni.data.collate import SampleEncoder, collate
     from latentomni.data.features import MediaSettings
@@ -151,10 +155,11 @@ def test_generation_attention_lines_up_with_the_teacher_forced_rows(tiny_base_di
     from latentomni.model.wrapper import LatentOmniModel
 
     torch.manual_seed(0)
-    model = LatentOmniModel.from_base(tiny_base_dir, LatentConfig(num_latents=4, num_visual=2, num_audio=2),
+    model = LatentOmniModel.from_base(family_base_dir, LatentConfig(num_latents=4, num_visual=2, num_audio=2),
                                       attn_implementation="eager").eval()
+    assert model.backbone.family == family
     t, cfg = model.token_ids, model.config
-    enc = SampleEncoder(model.processor, model.latent, t, MediaSettings(max_pixels=56 * 56))
+    enc = SampleEncoder.for_model(model, MediaSettings(max_pixels=56 * 56))
     encoded = enc.encode(prompt_sample("What colour?", clip_dir / "clip3.mp4"), clip_dir, for_generation=True)
     prompt = collate([encoded], model.processor.tokenizer.pad_token_id, padding_side="left")
     out = generate(model, prompt, GenerationConfig(max_new_tokens=10, output_attentions=True, output_latents=True),
@@ -177,6 +182,12 @@ def test_generation_attention_lines_up_with_the_teacher_forced_rows(tiny_base_di
     assert torch.allclose(kind_masses(full_steps, keys), kind_masses(out.attentions, keys), atol=1e-4)
 
     trace = trace_attention(model, prompt, GenerationConfig(max_new_tokens=10), force_latent_at=1)
+    assert trace.backbone is model.backbone
+    starts, ends = trace.audio_token_spans()
+    per_second = AUDIO_TOKENS_PER_SECOND[family]
+    n_audio = int((prompt["input_ids"] == cfg.audio_token_id).sum())
+    assert starts.numel() == n_audio and 3 * per_second <= n_audio <= 3 * per_second + 1  # a 3-second track
+    assert float(starts[2 * per_second]) == 2.0 and 3.0 <= float(ends[-1]) <= 3.1
     (r,) = attention_ratios(out.attentions, keys, steps)
     for group, ratio in r.items():
         assert ratio.av + ratio.latent + ratio.text == pytest.approx(1.0, abs=1e-5)

@@ -1,4 +1,5 @@
-"""``latentomni analyze attention`` / ``analyze compare`` on the tiny model, through the real entry point."""
+"""``latentomni analyze attention`` / ``analyze compare`` on the tiny model (a single clip on both backbone
+families), through the real entry point."""
 
 import json
 import shutil
@@ -6,25 +7,51 @@ import shutil
 import pytest
 
 from latentomni import cli
+from lo_testing import AUDIO_TOKENS_PER_SECOND
 
 FAST = ["--set", "max_pixels=3136", "--set", "max_new_tokens=10"]
 
 
-@pytest.fixture(scope="module")
-def ckpt(tiny_base_dir, tmp_path_factory):
+def _k4_checkpoint(base_dir, out):
     """A LatentOmni checkpoint with K=4 (2 visual, 2 audio) so a forced block costs five steps."""
     from latentomni.config import LatentConfig
     from latentomni.model.wrapper import LatentOmniModel
 
-    out = tmp_path_factory.mktemp("ckpt_k4")
     k4 = LatentConfig(num_latents=4, num_visual=2, num_audio=2)
-    LatentOmniModel.from_base(tiny_base_dir, k4).save_pretrained(out)
+    LatentOmniModel.from_base(base_dir, k4).save_pretrained(out)
     return out
 
 
-def test_single_clip_writes_ratio_json_and_heatmaps(ckpt, clip_dir, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def ckpt(tiny_base_dir, tmp_path_factory):
+    return _k4_checkpoint(tiny_base_dir, tmp_path_factory.mktemp("ckpt_k4"))
+
+
+@pytest.fixture(scope="module")
+def qwen3_ckpt(tiny_qwen3_dir, tmp_path_factory):
+    return _k4_checkpoint(tiny_qwen3_dir, tmp_path_factory.mktemp("qwen3_ckpt_k4"))
+
+
+@pytest.fixture
+def family_ckpt(family, request):
+    """The K=4 checkpoint of ``family`` (tests/conftest.py's ``family`` runs over both backbones)."""
+    return request.getfixturevalue("ckpt" if family == "qwen2.5-omni" else "qwen3_ckpt")
+
+
+def test_single_clip_writes_ratio_json_and_heatmaps(family, family_ckpt, clip_dir, tmp_path, capsys, monkeypatch):
+    """On each family; the audio heatmap reads the timeline by the backbone's token spans."""
+    from latentomni.analysis import heatmaps
+
+    spans_seen = []
+    plot = heatmaps.plot_audio_timeline
+
+    def spy(mass, spans, *args, **kwargs):
+        spans_seen.append((mass.size, [s.clone() for s in spans]))
+        return plot(mass, spans, *args, **kwargs)
+
+    monkeypatch.setattr(heatmaps, "plot_audio_timeline", spy)
     out = tmp_path / "one"
-    code = cli.main(["analyze", "attention", "--model", str(ckpt), "--video", str(clip_dir / "clip4.mp4"),
+    code = cli.main(["analyze", "attention", "--model", str(family_ckpt), "--video", str(clip_dir / "clip4.mp4"),
                      "--question", "What colour?", "--options", "A. red", "B. blue", "--force-latent",
                      "--top-k", "2", "--out", str(out), *FAST])
     assert code == 0
@@ -34,14 +61,21 @@ def test_single_clip_writes_ratio_json_and_heatmaps(ckpt, clip_dir, tmp_path, ca
     assert latent["n"] == 5 and every["n"] == latent["n"] + text["n"]
     for r in (latent, text, every):
         assert 0 < r["av"] < 1 and r["av"] == pytest.approx(r["video"] + r["audio"])
+        assert 0 < r["video"] < 1 and 0 < r["audio"] < 1
         assert r["av"] + r["latent"] + r["text"] == pytest.approx(1.0, abs=1e-5)
     assert len(report["per_layer"]) == 4 and report["settings"]["layers"] == "all"
     assert report["settings"]["force_latent_at"] == 1
     assert [s["kind"] for s in report["steps"][:7]] == ["text", *["latent"] * 5, "text"]
     assert report["steps"][2]["fed"] == "<latent state>"
-    names = {"video_latent.png", "audio_latent.png", "top_frames_latent.png", "video_text.png"}
+    names = {"video_latent.png", "audio_latent.png", "top_frames_latent.png", "video_text.png", "audio_text.png"}
     assert names <= set(report["heatmaps"])
     assert all((out / n).stat().st_size > 1000 for n in report["heatmaps"])
+    # the 4-second clip's track (AAC adds a few ms, which may add a token): token k * (tokens a second) opens
+    # second k, the last ends where the track does
+    per_second = AUDIO_TOKENS_PER_SECOND[family]
+    n, (starts, ends) = spans_seen[0]
+    assert 4 * per_second <= n <= 4 * per_second + 1 and starts.numel() == n
+    assert [float(starts[per_second * k]) for k in range(4)] == [0.0, 1.0, 2.0, 3.0] and 4.0 <= float(ends[-1]) <= 4.1
     assert "latent steps (n=5): AV" in capsys.readouterr().out
 
 
