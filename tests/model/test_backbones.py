@@ -7,20 +7,12 @@ import torch
 from latentomni.model.backbone import Qwen3Omni, Qwen25Omni, backbone_class, backbone_for
 from latentomni.model.generate import GenerationConfig, generate
 from latentomni.model.wrapper import LatentOmniModel
-from lo_testing import encode_batch, make_sample
+from lo_testing import encode_batch, force_trigger_at, make_sample
 
 
 def _two_samples():
     return [make_sample("a", blocks=((0.0, 2.0), (2.0, 4.0))),
             make_sample("b", video="clip3.mp4", blocks=((1.0, 2.5),))]
-
-
-def _force_trigger_at(model, step):
-    def process(s, logits):
-        if s == step:
-            logits[:, model.token_ids.start] = 1e4
-        return logits
-    return process
 
 
 def _hf_generate(model, batch, n):
@@ -116,7 +108,7 @@ def test_generation_matches_the_teacher_forced_forward(family_model, clip_dir, f
     prompt = encode_batch(model, [make_sample("b", video="clip3.mp4", blocks=((1.0, 2.5),))], clip_dir,
                           for_generation=True)
     out = generate(model, prompt, GenerationConfig(max_new_tokens=56, output_latents=True),
-                   logits_processor=_force_trigger_at(model, 2))
+                   logits_processor=force_trigger_at(model, 2))
     assert out.num_blocks == [1]
     gen = out.sequences[0]
     n_prompt = prompt["input_ids"].shape[1]
@@ -200,6 +192,8 @@ def test_each_loss_term_reaches_the_llm(family_model, clip_dir):
         model.zero_grad()
         getattr(model(**batch), term).backward()
         assert layer.grad is not None and layer.grad.abs().sum() > 0, term
+        if term == "loss_sync":
+            assert model.log_temperature.grad is not None, "the sync loss trains its temperature"
     if model.backbone.has_router:
         gate = model.thinker.model.language_model.layers[0].mlp.gate.weight
         model.zero_grad()
@@ -218,6 +212,7 @@ def test_save_load_round_trip(family_model, clip_dir, tmp_path):
     assert type(loaded.backbone) is type(model.backbone)
     assert type(loaded.thinker) is type(model.thinker)
     assert loaded.token_ids == model.token_ids and loaded.latent == model.latent
+    assert loaded.processor.tokenizer.convert_tokens_to_ids("<Unified_Latent>") == model.token_ids.start
     with torch.no_grad():
         after = loaded(**encode_batch(loaded, _two_samples(), clip_dir))
     assert torch.allclose(before.loss, after.loss)
