@@ -156,40 +156,41 @@ def _eval_args(daily_omni, config):
             str(videos), "--config", str(config)]
 
 
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
-    return err.strip()
-
-
-def test_a_missing_predictor_config_is_one_line(daily_omni, tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def refused(daily_omni, capsys, monkeypatch):
+    """``refused(config, *extra)``: runs ``latentomni eval`` with that predictor config (and extra arguments),
+    checks it exits 2 with a single error line (no traceback) before building any predictor, and returns the
+    line."""
     monkeypatch.setattr(eval_cli, "make_predictor", lambda *a: pytest.fail("must not build a predictor"))
-    assert cli.main(_eval_args(daily_omni, tmp_path / "nope.yaml")) == 2
-    line = _one_error_line(capsys)
+
+    def run(config, *extra: str) -> str:
+        assert cli.main([*_eval_args(daily_omni, config), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        return err.strip()
+
+    return run
+
+
+def test_a_missing_predictor_config_is_one_line(refused, tmp_path):
+    line = refused(tmp_path / "nope.yaml")
     assert f"{tmp_path / 'nope.yaml'}: cannot read the eval config (No such file or directory)" in line
 
 
-def test_a_yaml_tag_in_the_predictor_config_names_file_line_and_field(daily_omni, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(eval_cli, "make_predictor", lambda *a: pytest.fail("must not build a predictor"))
+def test_a_yaml_tag_in_the_predictor_config_names_file_line_and_field(refused, tmp_path):
     config = tmp_path / "predictor.yaml"
     config.write_text('fps: 2\nsystem_prompt: !!python/object/apply:os.system ["echo pwned"]\n')
-    assert cli.main(_eval_args(daily_omni, config)) == 2
-    line = _one_error_line(capsys)
+    line = refused(config)
     assert f"{config}:2: system_prompt: YAML tag '!!python/object/apply:os.system' is not allowed" in line
 
 
-def test_an_unknown_predictor_setting_names_its_file_or_set(daily_omni, tmp_path, capsys, monkeypatch):
+def test_an_unknown_predictor_setting_names_its_file_or_set(refused, tmp_path):
     """The typed eval config refuses a key it does not have before any predictor is built."""
-    monkeypatch.setattr(eval_cli, "make_predictor", lambda *a: pytest.fail("must not build a predictor"))
     config = tmp_path / "predictor.yaml"
     config.write_text("media:\n  fps: 2\n  max_frame: 64\n")
-    assert cli.main(_eval_args(daily_omni, config)) == 2
-    line = _one_error_line(capsys)
-    assert f"{config}: media.max_frame: unknown setting (did you mean media.max_frames?)" in line
+    assert f"{config}: media.max_frame: unknown setting (did you mean media.max_frames?)" in refused(config)
     config.write_text("media: {fps: 2}\n")
-    assert cli.main([*_eval_args(daily_omni, config), "--set", "decoding.temprature=0.5"]) == 2
     assert "--set decoding.temprature=0.5: decoding.temprature: unknown setting (did you mean decoding.temperature?)" \
-        in _one_error_line(capsys)
+        in refused(config, "--set", "decoding.temprature=0.5")
     config.write_text("fps: 2\n")  # the flat keys of the untyped config: the message names the section
-    assert cli.main(_eval_args(daily_omni, config)) == 2
-    assert f"{config}: fps: unknown setting (did you mean media.fps?)" in _one_error_line(capsys)
+    assert f"{config}: fps: unknown setting (did you mean media.fps?)" in refused(config)

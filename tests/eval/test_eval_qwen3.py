@@ -15,6 +15,7 @@ from latentomni import cli
 from latentomni.data.questions import EvalItem
 from latentomni.data.render import render_av, tone, write_wav
 from latentomni.inference.predictor import LatentOmniPredictor
+from lo_testing import spy_audio_in_video
 
 OPTIONS = ["A. red", "B. blue", "C. green", "D. yellow"]
 
@@ -57,16 +58,8 @@ def test_eval_daily_omni_on_the_tiny_qwen3_checkpoint(qwen3_ckpt, tmp_path, monk
         seen["family"] = model.backbone.family
         return attach(self, model, *args, **kwargs)
 
-    modes: dict[str, bool] = {}
-    encode = LatentOmniPredictor.encode
-
-    def encode_spy(self, question, video, audio, use_audio, sid="q"):
-        result = encode(self, question, video, audio, use_audio, sid)
-        modes[sid] = result[1]
-        return result
-
     monkeypatch.setattr(LatentOmniPredictor, "_attach", spy)
-    monkeypatch.setattr(LatentOmniPredictor, "encode", encode_spy)
+    modes = spy_audio_in_video(monkeypatch)
     out = tmp_path / "runs" / "qwen3" / "daily_omni"
     code = cli.main(["eval", "--model", str(qwen3_ckpt), "--benchmark", "daily_omni",
                      "--annotations", str(root / "qa.json"), "--media-root", str(root / "Videos"), "--out", str(out),

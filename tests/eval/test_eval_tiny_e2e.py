@@ -14,6 +14,7 @@ from latentomni import cli
 from latentomni.data.render import render_av, tone, write_wav
 from latentomni.eval.benchmarks import BENCHMARKS
 from latentomni.inference.predictor import LatentOmniPredictor
+from lo_testing import spy_audio_in_video
 
 OPTIONS = ["A. red", "B. blue", "C. green", "D. yellow"]
 
@@ -111,15 +112,7 @@ def ckpt(tiny_base_dir, tmp_path_factory):
 
 def test_eval_all_benchmarks_on_the_tiny_model_then_compare(ckpt, tmp_path, monkeypatch, capsys):
     assert set(LAYOUTS) == set(BENCHMARKS), "a new benchmark needs its layout here"
-    modes: dict[str, bool] = {}  # qid -> whether the prompt interleaved the video's audio track
-    encode = LatentOmniPredictor.encode
-
-    def spy(self, question, video, audio, use_audio, sid="q"):
-        result = encode(self, question, video, audio, use_audio, sid)
-        modes[sid] = result[1]
-        return result
-
-    monkeypatch.setattr(LatentOmniPredictor, "encode", spy)
+    modes = spy_audio_in_video(monkeypatch)  # qid -> whether the prompt interleaved the video's audio track
     runs = tmp_path / "runs" / "tiny"
     for name, layout in LAYOUTS.items():
         annotations, media_root, qids = layout(tmp_path / name)
@@ -163,13 +156,13 @@ def _questions(video, n: int):
 
 def test_predictor_decodes_a_clip_once_for_its_questions(ckpt, tmp_path, monkeypatch):
     """Five questions about one clip, asked one per call as the runner does at batch size 1: one decode."""
-    from latentomni.data import collate
+    from latentomni.data import features
 
     clip, silent = _clip(tmp_path / "v.mp4"), tmp_path / "silent.mp4"
     frames = np.zeros((8, 56, 56, 3), np.uint8)
     render_av(silent, frames, 4)  # no audio track: answered vision only
     calls: dict[str, list[str]] = {"video": [], "audio": []}
-    decode_video, decode_audio = collate.decode_video, collate.decode_audio
+    decode_video, decode_audio = features.decode_video, features.decode_audio
 
     def video_spy(path, *args, **kwargs):
         calls["video"].append(str(path))
@@ -179,8 +172,8 @@ def test_predictor_decodes_a_clip_once_for_its_questions(ckpt, tmp_path, monkeyp
         calls["audio"].append(str(path))
         return decode_audio(path, *args, **kwargs)
 
-    monkeypatch.setattr(collate, "decode_video", video_spy)
-    monkeypatch.setattr(collate, "decode_audio", audio_spy)
+    monkeypatch.setattr(features, "decode_video", video_spy)
+    monkeypatch.setattr(features, "decode_audio", audio_spy)
     pred = LatentOmniPredictor(str(ckpt), max_new_tokens=2, max_pixels=3136, device="cpu", dtype="float32")
     outs = [pred.predict([item])[0] for item in _questions(clip, 5)]
     assert all("error" not in o and isinstance(o["reply"], str) for o in outs)
