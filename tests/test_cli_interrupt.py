@@ -50,6 +50,7 @@ def _interrupt_while_reading(fifo: Path, argv: list[str], stderr_path: Path, tim
     return rc, stderr_path.read_text()
 
 
+@pytest.mark.interrupt
 def test_eval_interrupted_says_how_to_resume(tmp_path: Path):
     fifo = tmp_path / "predictor.yaml"
     os.mkfifo(fifo)
@@ -60,6 +61,7 @@ def test_eval_interrupted_says_how_to_resume(tmp_path: Path):
     assert err.strip().splitlines()[-1] == "latentomni eval: interrupted; rerun the same command to resume"
 
 
+@pytest.mark.interrupt
 def test_train_interrupted_says_rerun_with_resume(tmp_path: Path, tiny_base_dir: Path):
     fifo = tmp_path / "train.jsonl"
     os.mkfifo(fifo)

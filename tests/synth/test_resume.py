@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from latentomni.synth.client import cache_key
 from latentomni.synth.config import load_config
 from latentomni.synth.pipeline import run_stages
@@ -101,6 +103,7 @@ def test_retry_failed_keeps_the_records_it_retries(tmp_path, media_dir):
     assert (summary.outputs, summary.dropped, summary.pending) == (len(units), {}, 0)
 
 
+@pytest.mark.interrupt
 def test_ctrl_c_mid_stage_prints_one_line_and_a_rerun_finishes(tmp_path, media_dir):
     """SIGINT while every request waits on a slow server: exit 130, one line saying to rerun, no traceback;
     the rerun of the same command against a working server completes the stage."""
