@@ -125,3 +125,12 @@ def force_trigger_at(model, step: int):
             logits[:, model.token_ids.start] = 1e4
         return logits
     return process
+
+
+def sigint_as_a_terminal_sends_it() -> None:
+    """``preexec_fn`` for a child that a test will Ctrl-C: SIGINT back to its default disposition. A shell
+    starts background jobs with SIGINT ignored, the ignore is inherited across exec, and Python then installs no
+    KeyboardInterrupt handler: the child would never see the test's SIGINT (what a user's terminal sends)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

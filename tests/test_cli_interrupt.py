@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from lo_testing import sigint_as_a_terminal_sends_it
+
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 
 
@@ -25,7 +27,7 @@ def _interrupt_while_reading(fifo: Path, argv: list[str], stderr_path: Path, tim
     """Start ``latentomni ARGV``, wait until it has opened ``fifo`` for reading, send SIGINT."""
     with stderr_path.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "latentomni.cli", *argv], stdout=subprocess.DEVNULL,
-                                stderr=err)
+                                stderr=err, preexec_fn=sigint_as_a_terminal_sends_it)
     writer = None
     try:
         deadline = time.monotonic() + timeout_s
@@ -50,7 +52,6 @@ def _interrupt_while_reading(fifo: Path, argv: list[str], stderr_path: Path, tim
     return rc, stderr_path.read_text()
 
 
-@pytest.mark.interrupt
 def test_eval_interrupted_says_how_to_resume(tmp_path: Path):
     fifo = tmp_path / "predictor.yaml"
     os.mkfifo(fifo)
@@ -61,7 +62,6 @@ def test_eval_interrupted_says_how_to_resume(tmp_path: Path):
     assert err.strip().splitlines()[-1] == "latentomni eval: interrupted; rerun the same command to resume"
 
 
-@pytest.mark.interrupt
 def test_train_interrupted_says_rerun_with_resume(tmp_path: Path, tiny_base_dir: Path):
     fifo = tmp_path / "train.jsonl"
     os.mkfifo(fifo)

@@ -10,13 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from latentomni.synth.client import cache_key
 from latentomni.synth.config import load_config
 from latentomni.synth.pipeline import run_stages
 from latentomni.synth.store import StageStore
 from latentomni.testing.chat_server import CannedResponder, FakeChatServer, ScriptedReply
+from lo_testing import sigint_as_a_terminal_sends_it
 
 from .conftest import caption_record, write_config
 
@@ -103,7 +102,6 @@ def test_retry_failed_keeps_the_records_it_retries(tmp_path, media_dir):
     assert (summary.outputs, summary.dropped, summary.pending) == (len(units), {}, 0)
 
 
-@pytest.mark.interrupt
 def test_ctrl_c_mid_stage_prints_one_line_and_a_rerun_finishes(tmp_path, media_dir):
     """SIGINT while every request waits on a slow server: exit 130, one line saying to rerun, no traceback;
     the rerun of the same command against a working server completes the stage."""
@@ -118,7 +116,8 @@ def test_ctrl_c_mid_stage_prints_one_line_and_a_rerun_finishes(tmp_path, media_d
                               urls=[slow.base_url], concurrency=2, timeout_s=120.0)
         run_stages(load_config(config), ["ingest"], progress=False, log=None)
         proc = subprocess.Popen([sys.executable, "-m", "latentomni.cli", "synth", "qa", "--config", str(config),
-                                 "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                 "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=sigint_as_a_terminal_sends_it)
         deadline = time.monotonic() + 60
         while slow.count < 1 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
