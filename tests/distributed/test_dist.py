@@ -230,7 +230,7 @@ def test_sharded_eval_equals_one_process(world, single, tmp_path):
         out = tmp_path / name
         args = ["eval", "--model", str(single), "--benchmark", "lvomnibench", "--annotations",
                 str(tmp_path / "data.json"), "--media-root", str(videos), "--out", str(out), "--no-progress",
-                "--set", "max_new_tokens=24", "--set", "max_pixels=3136"]
+                "--set", "decoding.max_new_tokens=24", "--set", "media.max_pixels=3136"]
         proc = _launch(args, engine, tmp_path / f"{name}.log")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines() if line.strip()]
