@@ -38,3 +38,23 @@ def test_the_hook_recipe_is_a_copy_so_the_stage_constant_never_changes():
     assert GROUNDING_STAGE["phases"], "the measured phases stay as written"
     with pytest.raises(AttributeError):
         stage.name = "other"  # frozen: the stage saved in recipe.json is the one that ran
+
+
+def test_stage3_on_the_committed_base_records_that_base_and_its_own_recipe(tmp_path):
+    from pretrain import stage3_on_base
+
+    from latentomni.demo.base import ASSET_DIR
+
+    grounding = json.loads(json.dumps(GROUNDING_STAGE))
+    grounding["world"].update(n_train_clips=4, n_test_clips=1)
+    saved = stage3_on_base(ASSET_DIR, tmp_path / "out", tmp_path / "work", max_steps=2, workers=1,
+                           stage=grounding_stage(grounding))
+    committed = json.loads((ASSET_DIR / "recipe.json").read_text())
+    assert saved["on_base"]["sha256"] == committed["sha256"], "the base it started from, by hash"
+    assert saved["recipe"]["stages"] == committed["recipe"]["stages"] and "grounding" in saved["recipe"]
+    assert [p["steps"] for p in saved["grounding"]["phases"]] == [2, 2]
+    assert saved["sha256"]["model.safetensors"] == sha256(tmp_path / "out" / "model.safetensors")
+    assert saved["command"].endswith(f"--on-base {ASSET_DIR}")
+    LatentOmniModel.from_pretrained(tmp_path / "out")
+    with pytest.raises(SystemExit, match="no checkpoint there"):
+        stage3_on_base(tmp_path / "nothing", tmp_path / "out2", tmp_path / "work2", 1, 1)
