@@ -287,3 +287,38 @@ def test_qwen3_ddp_matches_one_process(world, tmp_path):
     for g, w in zip(ddp, one_2x2, strict=True):
         for key in ("loss", "grad_norm", "loss_text", "loss_latent", "loss_sync", "loss_router"):
             assert _close(g[key], w[key]), f"step {w['step']} {key}: {g[key]} vs one process 2 x 2 {w[key]}"
+
+
+def test_qwen3_expert_lora_under_zero3_matches_one_process_and_saves_merged_experts(world, tmp_path):
+    """LoRA on the fused expert parameters (``training.lora.target_parameters``, as
+    configs/qwen3-omni-30b-a3b/latent_expert_lora.yaml) with ZeRO-3 sharding them over two processes: the same
+    steps as one process taking the same two micro-batches by accumulation (router loss included), and a
+    checkpoint whose expert weights are whole, folded, and equal to the single process's."""
+    from safetensors.torch import load_file
+
+    from latentomni.testing.tiny_qwen3 import build_tiny_base
+
+    world["qwen3_base"] = world["root"] / "qwen3_base"
+    if not world["qwen3_base"].is_dir():
+        build_tiny_base(world["qwen3_base"], seed=0)
+    experts = "training.lora.target_parameters=[mlp.experts.gate_up_proj, mlp.experts.down_proj]"
+    one = _train_qwen3(world, tmp_path / "one", None, experts, "training.per_device_train_batch_size=2",
+                       "training.gradient_accumulation_steps=2")
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+    two = _train_qwen3(world, tmp_path / "two", "zero3", experts, "training.per_device_train_batch_size=2")
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    got, want = _steps(tmp_path / "two"), _steps(tmp_path / "one")
+    _assert_same_steps(got, want, 2, "qwen3 expert LoRA, zero3 2 processes x 2 vs one process 2 x 2")
+    for g, w in zip(got, want, strict=True):
+        assert _close(g["loss_router"], w["loss_router"]), (g, w)
+    base = load_file(str(world["qwen3_base"] / "model.safetensors"))
+    mine, theirs = load_file(str(tmp_path / "two" / "model.safetensors")), load_file(str(tmp_path / "one" /
+                                                                                          "model.safetensors"))
+    assert mine.keys() == theirs.keys() and not any("lora" in k or "base_layer" in k for k in mine)
+    fused = [k for k in mine if k.endswith(("experts.gate_up_proj", "experts.down_proj"))]
+    assert fused, "the fused expert weights are in the checkpoint"
+    for key in fused:
+        assert mine[key].shape == base[key].shape, f"{key}: a shard, not the whole tensor"
+        assert not torch.equal(mine[key], base[key]), f"{key}: the trained adapters were not folded in"
+        w = theirs[key]
+        assert torch.allclose(mine[key], w, rtol=1e-3, atol=1e-3 * float(w.abs().max())), key

@@ -51,3 +51,53 @@ def test_save_writes_the_given_state_dict_with_its_lora_folded(model, clip_dir, 
     with torch.no_grad():
         got = loaded(**encode_batch(loaded, [make_sample("a")], clip_dir)).loss
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_expert_lora_trains_the_fused_experts_and_folds_them_on_save(tiny_qwen3_dir, clip_dir, tmp_path):
+    """Qwen3-Omni's experts are fused 3-D parameters (not nn.Linear): LoRA reaches them through
+    ``target_parameters`` (one rank-r pair per expert, both parameters of one block wrapped in turn), the fused
+    weights stay frozen, and the saved checkpoint holds them merged: it computes what the adapted model did."""
+    from latentomni.config import LatentConfig
+
+    torch.manual_seed(0)
+    model = LatentOmniModel.from_base(tiny_qwen3_dir, LatentConfig()).eval()
+    section = LoraSection(enabled=True, r=2, alpha=4, dropout=0.0, target_modules=["q_proj"],
+                          target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj"])
+    add_lora(model, section)
+    lm = model.thinker.model.language_model
+    fused = [(n, p) for n, p in lm.named_parameters() if n.endswith(("gate_up_proj", "down_proj"))]
+    assert fused and not any(p.requires_grad for _, p in fused)
+    expert_adapters = [n for n, p in lm.named_parameters() if "experts" in n and "lora_" in n and p.requires_grad]
+    assert len(expert_adapters) == 4 * len(lm.layers), "A and B for gate_up_proj and down_proj in every layer"
+    with torch.no_grad():
+        for n, p in lm.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+    batch = encode_batch(model, [make_sample("a")], clip_dir)
+    with torch.no_grad():
+        before = model(**batch).loss
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = LatentOmniModel.from_pretrained(tmp_path / "ckpt").eval()
+    assert not any("lora" in n or "base_layer" in n for n, _ in loaded.named_parameters())
+    plain = LatentOmniModel.from_base(tiny_qwen3_dir, LatentConfig()).eval()
+    with torch.no_grad():
+        changed = loaded(**encode_batch(loaded, [make_sample("a")], clip_dir)).loss
+        untouched = plain(**encode_batch(plain, [make_sample("a")], clip_dir)).loss
+    assert torch.allclose(before, changed, atol=1e-5)
+    assert not torch.allclose(changed, untouched, atol=1e-3), "the folded experts differ from the base's"
+
+
+def test_expert_lora_on_a_dense_text_model_is_refused_in_one_line(model):
+    import pytest
+
+    section = LoraSection(enabled=True, dropout=0.0, target_parameters=["mlp.experts.gate_up_proj"])
+    with pytest.raises(ValueError, match=r"target_parameters: .*qwen2.5-omni.*has: none"):
+        add_lora(model, section)
+
+
+def test_expert_lora_with_dropout_is_refused_at_start_up():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="dropout must be 0 with target_parameters"):
+        LoraSection(enabled=True, dropout=0.05, target_parameters=["mlp.experts.down_proj"])

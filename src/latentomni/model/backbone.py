@@ -69,6 +69,8 @@ class Backbone:
     has_deepstack: ClassVar[bool] = False
     # peft target modules of the text model for LoRA (names of nn.Linear children).
     lora_targets: ClassVar[tuple[str, ...]] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    # Fused expert parameters LoRA may adapt (training.lora.target_parameters); none for a dense text model.
+    lora_expert_parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config):
         self.config = config
@@ -83,9 +85,16 @@ class Backbone:
         raise NotImplementedError
 
     @classmethod
+    def load_thinker(cls, path: str | Path, **kwargs):
+        """The family's unmodified thinker from a checkpoint folder, with Hub kernels off: from transformers 5.25
+        ``from_pretrained`` swaps layers for kernels downloaded from the Hub by default, which fails on an
+        offline node and changes the numerics the tests pin; 5.24 takes the same switch (default off)."""
+        return cls.thinker_class().from_pretrained(str(path), **{"use_kernels": False, **kwargs})
+
+    @classmethod
     def load(cls, path: str | Path, **kwargs):
         """(thinker, processor) from a checkpoint folder, the thinker prepared by :meth:`prepare_config`."""
-        thinker = cls.thinker_class().from_pretrained(str(path), **kwargs)
+        thinker = cls.load_thinker(path, **kwargs)
         processor = cls.processor_class().from_pretrained(str(path))
         cls.prepare_config(thinker.config, processor.tokenizer)
         return thinker, processor
@@ -213,8 +222,8 @@ class Qwen3Omni(Backbone):
     has_router = True
     has_deepstack = True
     # Attention projections are nn.Linear; the experts are fused 3-D parameters (mlp.experts.gate_up_proj,
-    # mlp.experts.down_proj), which LoRA reaches through peft's target_parameters (see train/lora.py); the
-    # router (mlp.gate) is left alone: adapting it shifts the load balance the aux loss keeps.
+    # mlp.experts.down_proj), which LoRA reaches through peft's target_parameters (training.lora.target_parameters,
+    # train/lora.py); the router (mlp.gate) is left alone: adapting it shifts the load balance the aux loss keeps.
     lora_targets = ("q_proj", "k_proj", "v_proj", "o_proj")
     lora_expert_parameters: ClassVar[tuple[str, ...]] = ("mlp.experts.gate_up_proj", "mlp.experts.down_proj")
     MEL_FRAMES_PER_SECOND: ClassVar[int] = 100

@@ -426,27 +426,59 @@ def resolve_dtype(name: str) -> torch.dtype | None:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
+def plain_key(key: str) -> str:
+    """A state key with peft's ``base_layer`` hops removed (nested when one module carries several targets)."""
+    while ".base_layer." in key:
+        key = key.replace(".base_layer.", ".")
+    return key
+
+
+def _expert_delta(layer, a: torch.Tensor, b: torch.Tensor, adapter: str) -> torch.Tensor:
+    """LoRA's update of a fused 3-D expert parameter (peft's ``ParamWrapper``: A is (experts*r, in), B is
+    (out, r*experts), one rank-r pair per expert), laid out like that parameter."""
+    if layer.num_experts == 1:
+        return layer.scaling[adapter] * (b.float() @ a.float())
+    a = a.float().reshape(layer.num_experts, -1, a.shape[-1])
+    b = b.float().reshape(b.shape[0], -1, layer.num_experts)
+    layout = "e o i" if layer._did_swap_in_out_features else "e i o"
+    return torch.einsum(f"o r e, e r i -> {layout}", b, a) * layer.scaling[adapter]
+
+
 def fold_lora(state: dict[str, torch.Tensor], thinker: nn.Module) -> dict[str, torch.Tensor] | None:
     """``state`` (thinker keys) with LoRA folded into the base weights (W + scale * B A) and peft's names
     undone; ``state`` itself when the thinker has no LoRA layer.
 
-    Works from the state dict's tensors (which may be a gathered copy of sharded parameters), reading only
-    each LoRA layer's scaling from the live module.
+    Two kinds of adapted weight: an ``nn.Linear`` (``target_modules``: the attention projections) and a fused
+    3-D expert parameter of a mixture-of-experts block (``target_parameters``, peft's ``ParamWrapper``:
+    Qwen3-Omni's ``mlp.experts.gate_up_proj`` / ``down_proj``), where one module may be wrapped once per
+    targeted parameter. Works from the state dict's tensors (which may be a gathered copy of sharded
+    parameters), reading only each LoRA layer's scaling and layout from the live module.
     """
-    from peft.tuners.lora import LoraLayer
+    from peft.tuners.lora import LoraLayer, ParamWrapper
 
     layers = {name: m for name, m in thinker.named_modules() if isinstance(m, LoraLayer)}
     if not layers:
         return state
+    deltas: dict[str, torch.Tensor] = {}  # plain parameter key -> the update of its expert LoRA
+    for owner, layer in layers.items():
+        if isinstance(layer, ParamWrapper):
+            target = f"{plain_key(owner + '.')}{layer.parameter_name}"
+            for name in layer.active_adapters:
+                a, b = state[f"{owner}.lora_A.{name}.weight"], state[f"{owner}.lora_B.{name}.weight"]
+                d = _expert_delta(layer, a, b, name)
+                deltas[target] = d if target not in deltas else deltas[target] + d
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if "lora_" in key:
             continue
         owner = key.rsplit(".base_layer.", 1)[0] if ".base_layer." in key else None
-        if owner in layers and key.endswith(".base_layer.weight"):
-            layer = layers[owner]
+        layer = layers.get(owner)
+        if layer is not None and not isinstance(layer, ParamWrapper) and key.endswith(".base_layer.weight"):
             for name in layer.active_adapters:
                 a, b = state[f"{owner}.lora_A.{name}.weight"], state[f"{owner}.lora_B.{name}.weight"]
                 value = value + (layer.scaling[name] * (b.float() @ a.float())).to(value.dtype)
-        out[key.replace(".base_layer.", ".")] = value.detach().clone()
+        plain = plain_key(key)
+        if plain in deltas:
+            value = value + deltas[plain].to(value.dtype)
+        out[plain] = value.detach().clone()
     return out

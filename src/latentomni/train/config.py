@@ -49,6 +49,18 @@ class LoraSection(_Strict):
     alpha: int = Field(default=32, ge=1)
     dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    # Fused 3-D expert parameters of a mixture-of-experts text model, by name suffix (peft's target_parameters:
+    # one rank-r pair per expert), e.g. Qwen3-Omni's [mlp.experts.gate_up_proj, mlp.experts.down_proj]. Empty:
+    # the experts stay frozen. Folded into the saved weights like target_modules.
+    target_parameters: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _expert_lora_has_no_dropout(self) -> LoraSection:
+        # peft applies an expert parameter's adapters as a weight delta, with no activation to drop out.
+        if self.target_parameters and self.dropout:
+            raise ValueError(f"training.lora.dropout must be 0 with target_parameters {self.target_parameters} "
+                             f"(peft's expert LoRA has no dropout), got {self.dropout}")
+        return self
 
 
 # The recipe's values for TrainingArguments fields, with the bounds checked before anything loads: what a

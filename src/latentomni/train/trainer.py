@@ -17,7 +17,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..data.collate import SampleEncoder
-from ..model.wrapper import CONFIG_NAME, LOSS_ITEMS, PARAMS_NAME, LatentOmniModel, resolve_dtype
+from ..model.wrapper import CONFIG_NAME, LOSS_ITEMS, PARAMS_NAME, LatentOmniModel, plain_key, resolve_dtype
 from .config import TrainConfig
 from .data import Collator, LatentDataset
 
@@ -198,7 +198,7 @@ def load_weights(model: LatentOmniModel, ckpt: str | Path) -> None:
     ckpt = Path(ckpt)
     if not (ckpt / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{ckpt} is not a LatentOmni checkpoint (no {CONFIG_NAME})")
-    saved = model.backbone.thinker_class().from_pretrained(str(ckpt), dtype=model.thinker.dtype)
+    saved = model.backbone.load_thinker(ckpt, dtype=model.thinker.dtype)
     source = saved.state_dict()
     target = model.thinker.state_dict()
     with torch.no_grad():
@@ -207,7 +207,7 @@ def load_weights(model: LatentOmniModel, ckpt: str | Path) -> None:
                 if "lora_B" in key:
                     tensor.zero_()
                 continue
-            plain = key.replace(".base_layer.", ".")
+            plain = plain_key(key)
             if plain not in source:
                 raise RuntimeError(f"{ckpt}: no weight for {plain}")
             tensor.copy_(source[plain])
