@@ -222,7 +222,8 @@ def attention_on_named_segment(model, world: Path, records: list[dict], layers=(
             answers = batch["labels"][:, 1:] != IGNORE
             for b, s in enumerate(part):
                 ids, kind = batch["input_ids"][b], s.question_type.split("/")[1]
-                audio, inside = (ids == aid).nonzero().squeeze(1), named_audio_positions(ids, aid, s.meta["evidence"])
+                audio, inside = (ids == aid).nonzero().squeeze(1), named_audio_positions(ids, aid, s.meta["evidence"],
+                                                                                      model.backbone)
                 q = answers[b].nonzero()[0, 0]
                 for layer in layers:
                     row = attn[layer][b, 0, q]
@@ -278,12 +279,12 @@ def choice(model, world: Path, records: list[dict], seed: int = 0) -> dict:
 
 
 # -- binding read-outs -----------------------------------------------------------------------------------
-def binding_labels(record: dict, n_audio: int, steps: int, frames_per_step: int):
+def binding_labels(record: dict, n_audio: int, steps: int, frames_per_step: int, backbone):
     """Per audio token, the visual attributes on screen at its time; per video time step, the sound."""
     video = [SOUNDS.index(s["sound"]) if s else IGNORE
              for s in segment_per_time_step(record["segments"], steps * frames_per_step, DEMO_MEDIA.fps,
                                             frames_per_step)]
-    return audio_binding_labels(record, n_audio), torch.tensor(video)
+    return audio_binding_labels(record, n_audio, backbone), torch.tensor(video)
 
 
 def _binding_pass(model, heads, enc, world: Path, records: list[dict], layer: int):
@@ -300,7 +301,8 @@ def _binding_pass(model, heads, enc, world: Path, records: list[dict], layer: in
         a = hidden[i][ids[i] == cfg.audio_token_id]
         steps = int(batch["video_grid_thw"][i, 0])
         v = hidden[i][ids[i] == cfg.video_token_id].view(steps, -1, hidden.shape[-1]).mean(1)
-        al, vl = binding_labels(r, a.shape[0], steps, model.processor.video_processor.temporal_patch_size)
+        al, vl = binding_labels(r, a.shape[0], steps, model.processor.video_processor.temporal_patch_size,
+                                model.backbone)
         audio.append(a)
         video.append(v)
         alabels.append(al)

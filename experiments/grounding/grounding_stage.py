@@ -47,13 +47,13 @@ from latentomni.data.world.perception import first_last_samples, option_copy_sam
 from latentomni.data.world.scene import clip_from_record
 from latentomni.demo.base import DEMO_MEDIA, ExtraStage, truth_records
 from latentomni.demo.encoders import (
-    AUDIO_TOKENS_PER_SECOND,
     IGNORE,
     VISUAL_CLASSES,
     fit_readout,
     readout_loss,
     segment_per_audio_token,
 )
+from latentomni.model.backbone import Backbone
 from latentomni.model.wrapper import LatentOmniModel
 
 log = logging.getLogger(__name__)
@@ -89,18 +89,22 @@ class BindingHeads(nn.Module):
         self.sound = nn.Linear(hidden, n_sounds) if n_sounds else None
 
 
-def audio_binding_labels(record: dict, n_audio: int) -> torch.Tensor:
-    """(n_audio, len(VISUAL_CLASSES)) class indices of what is on screen at each audio token's time."""
+def audio_binding_labels(record: dict, n_audio: int, backbone: Backbone) -> torch.Tensor:
+    """(n_audio, len(VISUAL_CLASSES)) class indices of what is on screen at each audio token's time (the
+    family's audio token rate)."""
     return torch.tensor([[VISUAL_CLASSES[a].index(s[a]) if s else IGNORE for a in VISUAL_CLASSES]
-                         for s in segment_per_audio_token(record["segments"], n_audio)], dtype=torch.long)
+                         for s in segment_per_audio_token(record["segments"], n_audio, backbone)], dtype=torch.long)
 
 
-def named_audio_positions(input_ids: torch.Tensor, audio_token_id: int, window: tuple[float, float]) -> torch.Tensor:
+def named_audio_positions(input_ids: torch.Tensor, audio_token_id: int, window: tuple[float, float],
+                          backbone: Backbone) -> torch.Tensor:
     """Sequence positions of the audio tokens inside ``window`` (seconds): the j-th audio token of a clip
-    covers [j/25, (j+1)/25) s, the same for every chunk layout because TMRoPE keeps them in time order."""
+    covers [j/r, (j+1)/r) s at the family's rate r (25 for Qwen2.5-Omni), the same for every layout because
+    TMRoPE keeps them in time order."""
     positions = (input_ids == audio_token_id).nonzero().squeeze(1)
     j = torch.arange(len(positions), device=input_ids.device)
-    lo, hi = round(window[0] * AUDIO_TOKENS_PER_SECOND), round(window[1] * AUDIO_TOKENS_PER_SECOND)
+    rate = backbone.audio_tokens_per_second
+    lo, hi = round(window[0] * rate), round(window[1] * rate)
     return positions[(j >= lo) & (j < hi)]
 
 
@@ -127,11 +131,11 @@ def grounding_losses(model, heads: BindingHeads, batch: dict, samples: list[Trai
         if record is not None and (ids == audio_id).any():
             positions = (ids == audio_id).nonzero().squeeze(1)
             bound.append(out.hidden_states[bind_layer][i, positions])
-            labels.append(audio_binding_labels(record, len(positions)))
+            labels.append(audio_binding_labels(record, len(positions), model.backbone))
         window = sample.meta.get("evidence")
         if window is None:
             continue
-        inside = named_audio_positions(ids, audio_id, tuple(window))
+        inside = named_audio_positions(ids, audio_id, tuple(window), model.backbone)
         queries = sel[i].nonzero().squeeze(1)  # the positions that predict answer tokens
         for layer in layers:
             mass = out.attentions[layer][i, 0][queries][:, inside].sum(-1)

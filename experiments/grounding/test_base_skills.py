@@ -13,6 +13,7 @@ from latentomni.data.world import generate_world
 from latentomni.data.world.scene import clip_from_record, dense_line
 from latentomni.demo.base import parse_caption
 from latentomni.demo.encoders import segment_per_audio_token
+from latentomni.model.backbone import Qwen25Omni
 
 
 def _world(tmp_path):
@@ -40,8 +41,9 @@ def test_probe_items_and_binding_labels_follow_the_timeline(tmp_path):
     record = next(iter(records.values()))
     segs = record["segments"]
     n_audio = int(record["duration"] * 25)
-    audio, video = skills.binding_labels(record, n_audio, steps=int(record["duration"]), frames_per_step=2)
-    per_token = segment_per_audio_token(segs, n_audio)
+    audio, video = skills.binding_labels(record, n_audio, steps=int(record["duration"]), frames_per_step=2,
+                                         backbone=Qwen25Omni(None))
+    per_token = segment_per_audio_token(segs, n_audio, Qwen25Omni(None))
     for j in (0, n_audio - 1):
         seg = per_token[j]
         assert audio[j, 0] == skills.VISUAL_CLASSES["colour"].index(seg["colour"])

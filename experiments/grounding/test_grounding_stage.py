@@ -19,6 +19,7 @@ from latentomni.data.world import generate_world
 from latentomni.data.world.questions import DEFAULT_HELD_OUT, QUESTION_TYPES, answer_text
 from latentomni.data.world.scene import audio_phrase, clip_from_record, visual_phrase
 from latentomni.demo.base import ASSET_DIR, DEMO_MEDIA, truth_records
+from latentomni.model.backbone import Qwen25Omni
 from latentomni.model.wrapper import LatentOmniModel
 
 
@@ -82,16 +83,17 @@ def test_named_audio_positions_follow_audio_time_across_interleaved_chunks():
     a, v, t = 7, 8, 1
     # two chunks: [video x2][audio x3] [video x2][audio x3]; audio token j covers [j/25, (j+1)/25) s
     ids = torch.tensor([t, v, v, a, a, a, v, v, a, a, a, t])
-    got = named_audio_positions(ids, a, (2 / 25, 5 / 25))
+    qwen25 = Qwen25Omni(None)
+    got = named_audio_positions(ids, a, (2 / 25, 5 / 25), qwen25)
     assert got.tolist() == [5, 8, 9]
-    assert named_audio_positions(ids, a, (10.0, 11.0)).numel() == 0
+    assert named_audio_positions(ids, a, (10.0, 11.0), qwen25).numel() == 0
 
 
 def test_binding_labels_say_what_is_on_screen_at_each_audio_token(tmp_path):
     world = generate_world(tmp_path, n_train_clips=2, n_test_clips=0, seed=4, render=False)
     record = truth_records(world.path("ground_truth"))[0]
     n = int(record["duration"] * 25)
-    labels = audio_binding_labels(record, n)
+    labels = audio_binding_labels(record, n, Qwen25Omni(None))
     assert labels.shape == (n, 4)
     first, last = record["segments"][0], record["segments"][-1]
     assert labels[0, 0] != -100 and labels[-1, 0] != -100

@@ -12,8 +12,9 @@ from latentomni.data.world import generate_world
 from latentomni.data.world.draw import draw_frames
 from latentomni.data.world.scene import COLOURS, SOUNDS, Clip, Segment, Visual
 from latentomni.demo.base import ASSET_DIR, DEMO_MEDIA
-from latentomni.demo.encoders import AUDIO_TOKENS_PER_SECOND, IGNORE, VISUAL_CLASSES, clip_tensors
+from latentomni.demo.encoders import IGNORE, VISUAL_CLASSES, clip_tensors
 from latentomni.model.wrapper import LatentOmniModel
+from lo_testing import AUDIO_TOKENS_PER_SECOND
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def test_labels_follow_the_ground_truth_timeline(world):
     model = LatentOmniModel.from_pretrained(ASSET_DIR)
     records = [json.loads(line) for line in world.path("ground_truth").read_text().splitlines()]
     for rec in records:
-        t = clip_tensors(model.processor, rec, world.out_dir, DEMO_MEDIA)
+        t = clip_tensors(model.processor, rec, world.out_dir, DEMO_MEDIA, model.backbone)
         steps = int(t.grid[0, 0])
         assert t.visual_labels.shape == (steps, len(VISUAL_CLASSES))
         for k in range(steps):  # a time step covers [k, k + 1) s at 2 fps; labelled only inside one segment
@@ -35,9 +36,10 @@ def test_labels_follow_the_ground_truth_timeline(world):
                 assert row[0] == list(COLOURS).index(inside[0]["colour"])
             else:
                 assert (row == IGNORE).all()
-        assert len(t.audio_labels) == pytest.approx(rec["duration"] * AUDIO_TOKENS_PER_SECOND, abs=1)
+        per_second = AUDIO_TOKENS_PER_SECOND["qwen2.5-omni"]  # the demo's tiny base
+        assert len(t.audio_labels) == pytest.approx(rec["duration"] * per_second, abs=1)
         for j in (0, len(t.audio_labels) - 1):
-            at = (j + 0.5) / AUDIO_TOKENS_PER_SECOND
+            at = (j + 0.5) / per_second
             seg = next(s for s in rec["segments"] if s["start"] <= at < s["end"])
             assert t.audio_labels[j] == SOUNDS.index(seg["sound"])
 

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 
 from ..config import LatentConfig
-from ..model.backbone import Backbone, Qwen25Omni
+from ..model.backbone import Backbone
 from ..model.tokens import LatentTokenIds
 from .features import MediaEncoder, MediaSettings
 from .media import MediaError
@@ -71,8 +71,8 @@ class SampleEncoder:
     slots, with the media tensors and token strings of a :class:`~.features.MediaEncoder`."""
 
     def __init__(self, processor, latent: LatentConfig, token_ids: LatentTokenIds, media: MediaSettings,
-                 system_prompt: str | None = None, position_id_per_seconds: int = 25, seconds_per_chunk: float = 2.0,
-                 media_cache_size: int = 0, backbone: Backbone | None = None):
+                 backbone: Backbone, system_prompt: str | None = None, media_cache_size: int = 0,
+                 position_id_per_seconds: float | None = None, seconds_per_chunk: float | None = None):
         self.processor, self.latent, self.ids, self.media = processor, latent, token_ids, media
         self.tokenizer = processor.tokenizer
         self.system_prompt = system_prompt
@@ -83,12 +83,9 @@ class SampleEncoder:
     @classmethod
     def for_model(cls, model, media: MediaSettings, **kwargs) -> SampleEncoder:
         """The encoder for a :class:`~latentomni.model.wrapper.LatentOmniModel`: its processor, latent config
-        and token ids, and the TMRoPE time scale of its thinker config (so tokens interleave as it expects)."""
-        c = model.config
-        return cls(model.processor, model.latent, model.token_ids, media,
-                   position_id_per_seconds=c.position_id_per_seconds,
-                   seconds_per_chunk=getattr(c, "seconds_per_chunk", None) or 2.0,
-                   backbone=getattr(model, "backbone", None), **kwargs)
+        and token ids, and its backbone (the family's token rates, audio-in-video layout and TMRoPE time scale,
+        read from its thinker config, so tokens interleave as it expects)."""
+        return cls(model.processor, model.latent, model.token_ids, media, model.backbone, **kwargs)
 
     # -- text -------------------------------------------------------------------------------------------
     def _prompt_messages(self, sample: TrainingSample) -> list[dict]:
@@ -199,12 +196,6 @@ def pad_features(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tens
         feats[j, :, : f.shape[-1]] = f
         mask[j, : f.shape[-1]] = 1
     return feats, mask
-
-
-def _audio_tokens(n_frames: int) -> int:
-    """Audio tokens the Qwen2.5-Omni audio tower emits for ``n_frames`` mel frames (2x conv, 2x pool); a model's
-    own count is ``backbone.audio_token_count``."""
-    return Qwen25Omni(None).audio_token_count(n_frames)
 
 
 def _segment_table(batch: list[EncodedSample]) -> dict[str, torch.Tensor]:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..model.backbone import Backbone, Qwen25Omni
+from ..model.backbone import Backbone
 from .media import AUDIO_SAMPLE_RATE, MediaError, decode_audio, decode_video
 from .schema import TrainingSample, resolve_media
 
@@ -46,12 +46,14 @@ class MediaSettings(BaseModel):
 class MediaEncoder:
     """Media of a :class:`TrainingSample` to processor tensors and prompt token strings (see the module)."""
 
-    def __init__(self, processor, settings: MediaSettings, backbone: Backbone | None = None,
-                 position_id_per_seconds: int = 25, seconds_per_chunk: float = 2.0, media_cache_size: int = 0):
+    def __init__(self, processor, settings: MediaSettings, backbone: Backbone,
+                 position_id_per_seconds: float | None = None, seconds_per_chunk: float | None = None,
+                 media_cache_size: int = 0):
         self.processor, self.settings = processor, settings
-        # The model family's facts (audio token count, audio-in-video layout); Qwen2.5-Omni's when not given.
-        self.backbone = backbone if backbone is not None else Qwen25Omni(None)
-        # TMRoPE's time scale, from the thinker config: decides how video and audio tokens interleave.
+        # The model family's facts (audio token count, audio-in-video layout), bound to its thinker config.
+        self.backbone = backbone
+        # TMRoPE's time scale, which decides how video and audio tokens interleave: the thinker config's
+        # (the backbone reads it) unless given.
         self.position_id_per_seconds, self.seconds_per_chunk = position_id_per_seconds, seconds_per_chunk
         self._cache: OrderedDict[tuple, tuple[dict, dict]] = OrderedDict()
         self.media_cache_size = media_cache_size

@@ -30,14 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.collate import _audio_tokens, pad_features
+from ..data.collate import pad_features
 from ..data.features import MediaSettings, whisper_features
 from ..data.media import decode_audio, decode_video
 from ..data.world.scene import COLOURS, COUNTS, MOTIONS, SHAPES, SOUNDS
+from ..model.backbone import Backbone, backbone_for
 
 log = logging.getLogger(__name__)
 VISUAL_CLASSES: dict[str, tuple] = {"colour": tuple(COLOURS), "shape": SHAPES, "count": COUNTS, "motion": MOTIONS}
-AUDIO_TOKENS_PER_SECOND = 25  # Whisper's 100 mel frames/s, halved by the conv and again by the pooling
 IGNORE = -100
 
 
@@ -54,9 +54,11 @@ def _segment_at(segments: list[dict], t: float) -> dict | None:
     return next((s for s in segments if s["start"] <= t < s["end"]), None)
 
 
-def segment_per_audio_token(segments: list[dict], n_audio: int) -> list[dict | None]:
-    """The ground-truth segment at each audio token's time (None past the last segment)."""
-    return [_segment_at(segments, (j + 0.5) / AUDIO_TOKENS_PER_SECOND) for j in range(n_audio)]
+def segment_per_audio_token(segments: list[dict], n_audio: int, backbone: Backbone) -> list[dict | None]:
+    """The ground-truth segment at the middle of each audio token's span (the family's token rate; None past the
+    last segment)."""
+    start, end = backbone.audio_token_spans(n_audio)
+    return [_segment_at(segments, float(t)) for t in (start + end) / 2]
 
 
 def segment_per_time_step(segments: list[dict], n_frames: int, fps: float, frames_per_step: int) -> list[dict | None]:
@@ -71,7 +73,7 @@ def segment_per_time_step(segments: list[dict], n_frames: int, fps: float, frame
     return out
 
 
-def clip_tensors(processor, record: dict, world_dir: Path, media: MediaSettings) -> ClipTensors:
+def clip_tensors(processor, record: dict, world_dir: Path, media: MediaSettings, backbone: Backbone) -> ClipTensors:
     """Decode one clip with the same settings as training and label each video time step and audio token."""
     path = Path(world_dir) / record["media"]
     clip = decode_video(path, media.fps, media.max_frames, media.max_pixels)
@@ -81,7 +83,7 @@ def clip_tensors(processor, record: dict, world_dir: Path, media: MediaSettings)
     rows = [[VISUAL_CLASSES[a].index(seg[a]) if seg else IGNORE for a in VISUAL_CLASSES] for seg in steps]
     feats = whisper_features(processor.feature_extractor, decode_audio(path))
     audio = [SOUNDS.index(seg["sound"]) if seg else IGNORE
-             for seg in segment_per_audio_token(segs, _audio_tokens(feats.shape[-1]))]
+             for seg in segment_per_audio_token(segs, backbone.audio_token_count(feats.shape[-1]), backbone)]
     return ClipTensors(vp["pixel_values_videos"], vp["video_grid_thw"], feats, torch.tensor(rows),
                        torch.tensor(audio))
 
@@ -158,9 +160,10 @@ def pretrain_encoders(thinker, processor, world_dir: str | Path, ground_truth: s
     """
     t0 = time.time()
     records = [json.loads(line) for line in Path(ground_truth).read_text().splitlines()]
-    train = [clip_tensors(processor, r, Path(world_dir), media)
+    backbone = backbone_for(thinker.config)
+    train = [clip_tensors(processor, r, Path(world_dir), media, backbone)
              for r in [r for r in records if r["split"] == "train"][:max_clips]]
-    test = [clip_tensors(processor, r, Path(world_dir), media) for r in records if r["split"] == "test"]
+    test = [clip_tensors(processor, r, Path(world_dir), media, backbone) for r in records if r["split"] == "test"]
     log.info("encoder pretraining: %d train / %d test clips decoded in %.0f s", len(train), len(test), time.time() - t0)
     torch.manual_seed(seed)
     heads = EncoderHeads(thinker.config.text_config.hidden_size)
