@@ -315,10 +315,13 @@ def test_qwen3_expert_lora_under_zero3_matches_one_process_and_saves_merged_expe
     mine, theirs = load_file(str(tmp_path / "two" / "model.safetensors")), load_file(str(tmp_path / "one" /
                                                                                           "model.safetensors"))
     assert mine.keys() == theirs.keys() and not any("lora" in k or "base_layer" in k for k in mine)
-    fused = [k for k in mine if k.endswith(("experts.gate_up_proj", "experts.down_proj"))]
-    assert fused, "the fused expert weights are in the checkpoint"
+    # On disk transformers writes the fused experts in the released per-expert layout (experts.N.*_proj).
+    fused = [k for k in mine if ".mlp.experts." in k]
+    assert fused and fused == [k for k in base if ".mlp.experts." in k], "every expert weight is in the checkpoint"
+    changed = {k.split(".mlp.")[0] for k in fused if not torch.equal(mine[k], base[k])}
+    # An expert no token was routed to in two steps gets no gradient and keeps its weights; every layer has some.
+    assert changed == {k.split(".mlp.")[0] for k in fused}, "the trained expert adapters are folded in, every layer"
     for key in fused:
         assert mine[key].shape == base[key].shape, f"{key}: a shard, not the whole tensor"
-        assert not torch.equal(mine[key], base[key]), f"{key}: the trained adapters were not folded in"
         w = theirs[key]
         assert torch.allclose(mine[key], w, rtol=1e-3, atol=1e-3 * float(w.abs().max())), key

@@ -100,7 +100,10 @@ class LatentOmniTrainer(Trainer):
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         # Under ZeRO-3 and FSDP the live parameters are shards: the Trainer gathers the full state dict on
-        # the main process and passes it here.
+        # the main process and passes it here. It calls this on every rank under DeepSpeed; the others hold
+        # only their shards (empty placeholders), so only the main process writes the folder.
+        if not self.args.should_save:
+            return
         output_dir = output_dir or self.args.output_dir
         self._unwrap().save_pretrained(output_dir, state_dict=state_dict)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
