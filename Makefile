@@ -11,7 +11,7 @@ DS_STAMP = $(VENV)/.deepspeed-installed
 VLLM_VENV  = .venv-vllm
 VLLM_STAMP = $(VLLM_VENV)/.vllm-installed
 
-.PHONY: setup test test-dist test-slow test-vllm lint demo base bench clean
+.PHONY: setup test test-next test-dist test-slow test-vllm lint demo base bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,15 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments
 	$(BIN)/python -m pytest -q
+
+# The suite again on the newest transformers the pin admits (pyproject.toml), laid over the venv's own
+# (--no-deps: 5.25 asks for the Hub `kernels` package, which the code never uses: it loads with use_kernels=False).
+TF_NEXT  = 5.25.0
+test-next: $(STAMP)
+	rm -rf $(VENV)/transformers-next
+	$(BIN)/python -m pip install -q --no-deps --target $(VENV)/transformers-next transformers==$(TF_NEXT)
+	PYTHONPATH=$(VENV)/transformers-next $(BIN)/python -c "import transformers as t; assert t.__version__ == '$(TF_NEXT)', t.__version__"
+	PYTHONPATH=$(VENV)/transformers-next $(BIN)/python -m pytest -q
 
 # DeepSpeed is an optional extra (pip install -e '.[deepspeed]'); the torch pin keeps pip off CUDA wheels.
 $(DS_STAMP): $(STAMP) pyproject.toml
