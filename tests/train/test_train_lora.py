@@ -8,16 +8,21 @@ from latentomni.train.lora import add_lora
 from lo_testing import encode_batch, make_sample
 
 
+def _as_if_trained(module) -> None:
+    """Random LoRA B matrices (they start at zero): the adapters now change the function."""
+    with torch.no_grad():
+        for n, p in module.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05)
+
+
 def test_lora_trains_adapters_only_and_saves_merged(model, clip_dir, tmp_path):
     add_lora(model, LoraSection(enabled=True, r=4, alpha=8, dropout=0.0))
     lm = model.thinker.model.language_model
     trainable = {n for n, p in lm.named_parameters() if p.requires_grad}
     assert trainable and all(("lora_" in n) or ("q_proj" not in n and "v_proj" not in n) for n in trainable)
     assert not any(p.requires_grad for n, p in lm.named_parameters() if n.endswith("q_proj.base_layer.weight"))
-    with torch.no_grad():
-        for n, p in lm.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.05)  # as if trained: the adapters now change the function
+    _as_if_trained(lm)
     batch = encode_batch(model, [make_sample("a")], clip_dir)
     with torch.no_grad():
         before = model(**batch).loss
@@ -34,10 +39,7 @@ def test_save_writes_the_given_state_dict_with_its_lora_folded(model, clip_dir, 
     shards: the checkpoint must come from that dict (adapters folded from its own A and B), never from the
     live parameters."""
     add_lora(model, LoraSection(enabled=True, r=4, alpha=8, dropout=0.0))
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.05)
+    _as_if_trained(model)
     batch = encode_batch(model, [make_sample("a")], clip_dir)
     with torch.no_grad():
         want = model(**batch).loss
@@ -69,10 +71,7 @@ def test_expert_lora_trains_the_fused_experts_and_folds_them_on_save(tiny_qwen3_
     assert fused and not any(p.requires_grad for _, p in fused)
     expert_adapters = [n for n, p in lm.named_parameters() if "experts" in n and "lora_" in n and p.requires_grad]
     assert len(expert_adapters) == 4 * len(lm.layers), "A and B for gate_up_proj and down_proj in every layer"
-    with torch.no_grad():
-        for n, p in lm.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.05)
+    _as_if_trained(lm)
     batch = encode_batch(model, [make_sample("a")], clip_dir)
     with torch.no_grad():
         before = model(**batch).loss

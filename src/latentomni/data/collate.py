@@ -71,14 +71,12 @@ class SampleEncoder:
     slots, with the media tensors and token strings of a :class:`~.features.MediaEncoder`."""
 
     def __init__(self, processor, latent: LatentConfig, token_ids: LatentTokenIds, media: MediaSettings,
-                 backbone: Backbone, system_prompt: str | None = None, media_cache_size: int = 0,
-                 position_id_per_seconds: float | None = None, seconds_per_chunk: float | None = None):
+                 backbone: Backbone, system_prompt: str | None = None, media_cache_size: int = 0):
         self.processor, self.latent, self.ids, self.media = processor, latent, token_ids, media
         self.tokenizer = processor.tokenizer
         self.system_prompt = system_prompt
         # The media half (decoding, features, audio-in-video layout, the clip LRU): .features.MediaEncoder.
-        self.media_encoder = MediaEncoder(processor, media, backbone, position_id_per_seconds, seconds_per_chunk,
-                                          media_cache_size)
+        self.media_encoder = MediaEncoder(processor, media, backbone, media_cache_size)
 
     @classmethod
     def for_model(cls, model, media: MediaSettings, **kwargs) -> SampleEncoder:

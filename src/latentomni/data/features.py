@@ -46,15 +46,11 @@ class MediaSettings(BaseModel):
 class MediaEncoder:
     """Media of a :class:`TrainingSample` to processor tensors and prompt token strings (see the module)."""
 
-    def __init__(self, processor, settings: MediaSettings, backbone: Backbone,
-                 position_id_per_seconds: float | None = None, seconds_per_chunk: float | None = None,
-                 media_cache_size: int = 0):
+    def __init__(self, processor, settings: MediaSettings, backbone: Backbone, media_cache_size: int = 0):
         self.processor, self.settings = processor, settings
-        # The model family's facts (audio token count, audio-in-video layout), bound to its thinker config.
+        # The model family's facts (audio token count, audio-in-video layout), bound to its thinker config: the
+        # layout interleaves video and audio tokens at that config's TMRoPE time scale.
         self.backbone = backbone
-        # TMRoPE's time scale, which decides how video and audio tokens interleave: the thinker config's
-        # (the backbone reads it) unless given.
-        self.position_id_per_seconds, self.seconds_per_chunk = position_id_per_seconds, seconds_per_chunk
         self._cache: OrderedDict[tuple, tuple[dict, dict]] = OrderedDict()
         self.media_cache_size = media_cache_size
 
@@ -130,8 +126,7 @@ class MediaEncoder:
     def _interleave(self, grid: torch.Tensor, second_per_grid: float, n_audio: int) -> str:
         """Video and audio tokens of an audio-in-video, in the family's layout (Qwen2.5-Omni: 2-second chunks;
         Qwen3-Omni: token by token), at this encoder's TMRoPE time scale."""
-        return self.backbone.audio_in_video_layout(self.processor, grid, second_per_grid, n_audio,
-                                                   self.position_id_per_seconds, self.seconds_per_chunk)
+        return self.backbone.audio_in_video_layout(self.processor, grid, second_per_grid, n_audio)
 
 
 def whisper_features(feature_extractor, wave: np.ndarray) -> torch.Tensor:

@@ -465,8 +465,6 @@ def fold_lora(state: dict[str, torch.Tensor], thinker: nn.Module) -> dict[str, t
             target = f"{plain_key(owner + '.')}{layer.parameter_name}"
             for name in layer.active_adapters:
                 a, b = state[f"{owner}.lora_A.{name}.weight"], state[f"{owner}.lora_B.{name}.weight"]
-                if not a.numel() or not b.numel():
-                    continue  # a ZeRO-3 rank other than the writer: its state holds empty placeholders
                 d = _expert_delta(layer, a, b, name)
                 deltas[target] = d if target not in deltas else deltas[target] + d
     out: dict[str, torch.Tensor] = {}
@@ -480,7 +478,7 @@ def fold_lora(state: dict[str, torch.Tensor], thinker: nn.Module) -> dict[str, t
                 a, b = state[f"{owner}.lora_A.{name}.weight"], state[f"{owner}.lora_B.{name}.weight"]
                 value = value + (layer.scaling[name] * (b.float() @ a.float())).to(value.dtype)
         plain = plain_key(key)
-        if plain in deltas and value.numel():
+        if plain in deltas:
             value = value + deltas[plain].to(value.dtype)
         out[plain] = value.detach().clone()
     return out
