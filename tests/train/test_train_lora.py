@@ -16,6 +16,17 @@ def _as_if_trained(module) -> None:
                 p.normal_(0, 0.05)
 
 
+def _saved_and_reloaded(model, clip_dir, path):
+    """(loss before saving, the reloaded model, its loss) on one sample: what a save/load round trip keeps."""
+    with torch.no_grad():
+        before = model(**encode_batch(model, [make_sample("a")], clip_dir)).loss
+    model.save_pretrained(path)
+    loaded = LatentOmniModel.from_pretrained(path).eval()
+    with torch.no_grad():
+        after = loaded(**encode_batch(loaded, [make_sample("a")], clip_dir)).loss
+    return before, loaded, after
+
+
 def test_lora_trains_adapters_only_and_saves_merged(model, clip_dir, tmp_path):
     add_lora(model, LoraSection(enabled=True, r=4, alpha=8, dropout=0.0))
     lm = model.thinker.model.language_model
@@ -23,14 +34,8 @@ def test_lora_trains_adapters_only_and_saves_merged(model, clip_dir, tmp_path):
     assert trainable and all(("lora_" in n) or ("q_proj" not in n and "v_proj" not in n) for n in trainable)
     assert not any(p.requires_grad for n, p in lm.named_parameters() if n.endswith("q_proj.base_layer.weight"))
     _as_if_trained(lm)
-    batch = encode_batch(model, [make_sample("a")], clip_dir)
-    with torch.no_grad():
-        before = model(**batch).loss
-    model.save_pretrained(tmp_path / "ckpt")
-    loaded = LatentOmniModel.from_pretrained(tmp_path / "ckpt").eval()
+    before, loaded, after = _saved_and_reloaded(model, clip_dir, tmp_path / "ckpt")
     assert not any("lora" in n for n, _ in loaded.named_parameters())
-    with torch.no_grad():
-        after = loaded(**encode_batch(loaded, [make_sample("a")], clip_dir)).loss
     assert torch.allclose(before, after, atol=1e-5)
 
 
@@ -72,15 +77,10 @@ def test_expert_lora_trains_the_fused_experts_and_folds_them_on_save(tiny_qwen3_
     expert_adapters = [n for n, p in lm.named_parameters() if "experts" in n and "lora_" in n and p.requires_grad]
     assert len(expert_adapters) == 4 * len(lm.layers), "A and B for gate_up_proj and down_proj in every layer"
     _as_if_trained(lm)
-    batch = encode_batch(model, [make_sample("a")], clip_dir)
-    with torch.no_grad():
-        before = model(**batch).loss
-    model.save_pretrained(tmp_path / "ckpt")
-    loaded = LatentOmniModel.from_pretrained(tmp_path / "ckpt").eval()
+    before, loaded, changed = _saved_and_reloaded(model, clip_dir, tmp_path / "ckpt")
     assert not any("lora" in n or "base_layer" in n for n, _ in loaded.named_parameters())
     plain = LatentOmniModel.from_base(tiny_qwen3_dir, LatentConfig()).eval()
     with torch.no_grad():
-        changed = loaded(**encode_batch(loaded, [make_sample("a")], clip_dir)).loss
         untouched = plain(**encode_batch(plain, [make_sample("a")], clip_dir)).loss
     assert torch.allclose(before, changed, atol=1e-5)
     assert not torch.allclose(changed, untouched, atol=1e-3), "the folded experts differ from the base's"
